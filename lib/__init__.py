@@ -1,0 +1,1 @@
+"""Pure, reusable pieces of the retina-unet pipeline: I/O, preprocessing, patches, metrics, plots."""

@@ -1,0 +1,63 @@
+"""What every top-level script shares: --config, clean error reporting, logging to the experiment folder."""
+
+import argparse
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+from lib.config import load_config
+from lib.errors import UserError
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the common ``--config`` option."""
+    result = argparse.ArgumentParser(description=description)
+    result.add_argument(
+        "--config",
+        default="configuration.txt",
+        type=Path,
+        help="the experiment's INI configuration (default: ./configuration.txt)",
+    )
+    return result
+
+
+def config_from(args):
+    return load_config(args.config)
+
+
+def run_cli(main) -> None:
+    """Run a script's ``main()``; a UserError or Ctrl-C becomes one line on stderr and a non-zero exit."""
+    try:
+        main()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished files are intact, partial ones were discarded", file=sys.stderr)
+        sys.exit(130)
+
+
+@contextlib.contextmanager
+def log_to(path: Path | None):
+    """With a path, send this process's output (Python's and TensorFlow's) to that file, as ``nohup`` did."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"logging to {path}", flush=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "a", buffering=1) as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for handle in saved:
+                os.close(handle)

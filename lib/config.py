@@ -1,0 +1,201 @@
+"""The experiment's INI configuration, parsed into typed, validated settings.
+
+The published ``configuration.txt`` loads unchanged; keys this project added are optional and
+default to the published behaviour. Every problem is reported as one line naming the key and the fix.
+"""
+
+import configparser
+import dataclasses
+import re
+from pathlib import Path
+
+from lib.errors import UserError
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    source: Path
+    # [data paths]
+    path_local: Path
+    drive_folder: Path
+    train_imgs_original: str
+    train_groundTruth: str
+    train_border_masks: str
+    test_imgs_original: str
+    test_groundTruth: str
+    test_groundTruth_2nd: str
+    test_border_masks: str
+    # [experiment name]
+    name: str
+    # [data attributes]
+    patch_height: int
+    patch_width: int
+    # [training settings]
+    N_subimgs: int
+    inside_FOV: bool
+    N_epochs: int
+    batch_size: int
+    train_nohup: bool
+    seed: int
+    optimizer: str
+    learning_rate: float
+    validation_split: float
+    patch_source: str
+    # [testing settings]
+    best_last: str
+    full_images_to_test: int
+    N_group_visual: int
+    average_mode: bool
+    stride_height: int
+    stride_width: int
+    test_nohup: bool
+    whole_image: bool
+    flip_tta: bool
+    predict_batch_size: int
+
+    def data_file(self, key: str) -> Path:
+        """The HDF5 file named by ``[data paths] key``, inside ``path_local``."""
+        return self.path_local / getattr(self, key)
+
+    @property
+    def experiment_dir(self) -> Path:
+        return Path(self.name)
+
+
+class _Section:
+    """Typed getters for one INI section that report problems as ``file: [section] key ...``."""
+
+    def __init__(self, parser: configparser.ConfigParser, path: Path, section: str):
+        if not parser.has_section(section):
+            raise UserError(f"{path}: section [{section}] is missing; add it (see the README's configuration table)")
+        self.items = parser[section]
+        self.where = f"{path}: [{section}]"
+
+    def text(self, key: str, default: str | None = None) -> str:
+        if key not in self.items:
+            if default is None:
+                raise UserError(f"{self.where} key '{key}' is missing; add it (see the README's configuration table)")
+            return default
+        value = self.items[key].strip()
+        if not value and default is None:
+            raise UserError(f"{self.where} {key} is empty; give it a value")
+        return value or default
+
+    def integer(self, key: str, default: int | None = None, minimum: int = 1) -> int:
+        raw = self.text(key, None if default is None else str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise UserError(
+                f"{self.where} {key} = '{raw}' is not a whole number; write e.g. {key} = {default or minimum}"
+            ) from None
+        if value < minimum:
+            raise UserError(f"{self.where} {key} = {value} is too small; it must be at least {minimum}")
+        return value
+
+    def number(self, key: str, default: float, low: float, high: float) -> float:
+        raw = self.text(key, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            raise UserError(f"{self.where} {key} = '{raw}' is not a number; write e.g. {key} = {default}") from None
+        if not low < value < high:
+            raise UserError(
+                f"{self.where} {key} = {value} is out of range; it must lie strictly between {low} and {high}"
+            )
+        return value
+
+    def boolean(self, key: str, default: bool | None = None) -> bool:
+        raw = self.text(key, None if default is None else str(default)).lower()
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        raise UserError(f"{self.where} {key} = '{raw}' is not True or False; write {key} = True or {key} = False")
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(key, default).lower()
+        if value not in choices:
+            raise UserError(f"{self.where} {key} = '{value}' is not one of {', '.join(choices)}")
+        return value
+
+
+def load_config(path) -> Config:
+    """Parse and validate the configuration file at ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: configuration file not found; pass --config PATH or copy configuration.txt")
+    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+    parser.optionxform = str  # keys are case-sensitive, as published (N_subimgs, inside_FOV)
+    try:
+        parser.read_string(path.read_text(), source=str(path))
+    except (configparser.Error, UnicodeDecodeError) as error:
+        first_line = str(error).splitlines()[0]
+        raise UserError(f"{path}: not a valid INI file ({first_line}); compare it with configuration.txt") from None
+
+    paths = _Section(parser, path, "data paths")
+    experiment = _Section(parser, path, "experiment name")
+    attributes = _Section(parser, path, "data attributes")
+    training = _Section(parser, path, "training settings")
+    testing = _Section(parser, path, "testing settings")
+
+    name = experiment.text("name")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in {".", ".."}:
+        raise UserError(
+            f"{path}: [experiment name] name = '{name}' must be a plain folder name (letters, digits, _ . -)"
+        )
+
+    patch_height = attributes.integer("patch_height", minimum=4)
+    patch_width = attributes.integer("patch_width", minimum=4)
+    for key, value in (("patch_height", patch_height), ("patch_width", patch_width)):
+        if value % 4:
+            raise UserError(
+                f"{path}: [data attributes] {key} = {value} must be a multiple of 4 (the U-Net pools twice)"
+            )
+
+    stride_height = testing.integer("stride_height")
+    stride_width = testing.integer("stride_width")
+    if stride_height > patch_height or stride_width > patch_width:
+        raise UserError(
+            f"{path}: [testing settings] stride {stride_height}x{stride_width} is larger than the patch "
+            f"{patch_height}x{patch_width}; pixels would be skipped: use a stride at most the patch size"
+        )
+
+    return Config(
+        source=path,
+        path_local=Path(paths.text("path_local")),
+        drive_folder=Path(paths.text("drive_folder", "./DRIVE")),
+        train_imgs_original=paths.text("train_imgs_original"),
+        train_groundTruth=paths.text("train_groundTruth"),
+        train_border_masks=paths.text("train_border_masks"),
+        test_imgs_original=paths.text("test_imgs_original"),
+        test_groundTruth=paths.text("test_groundTruth"),
+        test_groundTruth_2nd=paths.text("test_groundTruth_2nd", "DRIVE_dataset_groundTruth2nd_test.hdf5"),
+        test_border_masks=paths.text("test_border_masks"),
+        name=name,
+        patch_height=patch_height,
+        patch_width=patch_width,
+        N_subimgs=training.integer("N_subimgs"),
+        inside_FOV=training.boolean("inside_FOV"),
+        N_epochs=training.integer("N_epochs"),
+        batch_size=training.integer("batch_size"),
+        train_nohup=training.boolean("nohup", False),
+        seed=training.integer("seed", 42, minimum=0),
+        optimizer=training.choice("optimizer", "sgd", ("sgd", "adam")),
+        learning_rate=training.number("learning_rate", 0.01, 0.0, 10.0),
+        validation_split=training.number("validation_split", 0.1, 0.0, 1.0),
+        patch_source=training.choice("patch_source", "in_memory", ("in_memory", "streaming")),
+        best_last=testing.choice("best_last", "best", ("best", "last")),
+        full_images_to_test=testing.integer("full_images_to_test"),
+        N_group_visual=testing.integer("N_group_visual", 1),
+        average_mode=testing.boolean("average_mode"),
+        stride_height=stride_height,
+        stride_width=stride_width,
+        test_nohup=testing.boolean("nohup", False),
+        whole_image=testing.boolean("whole_image", False),
+        flip_tta=testing.boolean("flip_tta", False),
+        predict_batch_size=testing.integer("predict_batch_size", 256),
+    )

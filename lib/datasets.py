@@ -1,0 +1,88 @@
+"""DRIVE reading and the HDF5 files the pipeline exchanges (dataset key ``image``, channels first)."""
+
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from lib.errors import UserError
+from lib.imageio import atomic_path, read_binary, read_rgb
+
+DRIVE_SPLITS = {
+    # split: (image pattern, label name, mask name)
+    "training": (r"(\d+)_training\.tif", "{id}_manual1.gif", "{id}_training_mask.gif"),
+    "test": (r"(\d+)_test\.tif", "{id}_manual1.gif", "{id}_test_mask.gif"),
+}
+DRIVE_HELP = "download DRIVE (see the README) and pass the folder that holds training/ and test/"
+
+
+def drive_ids(root, split: str) -> list[str]:
+    """The image ids of a DRIVE split, in sorted order (the published script used directory order)."""
+    folder = Path(root) / split / "images"
+    if not folder.is_dir():
+        raise UserError(f"{folder}: folder not found; {DRIVE_HELP}")
+    pattern = re.compile(DRIVE_SPLITS[split][0])
+    ids = sorted(match.group(1) for name in (p.name for p in folder.iterdir()) if (match := pattern.fullmatch(name)))
+    if not ids:
+        raise UserError(f"{folder}: no images named like '{pattern.pattern}'; {DRIVE_HELP}")
+    return ids
+
+
+def read_drive_split(root, split: str, second_observer: bool = False) -> dict[str, np.ndarray]:
+    """Images (N,3,H,W), ground truth (N,1,H,W) and FOV masks (N,1,H,W) of a DRIVE split, uint8.
+
+    Every image needs its label and mask, all of one size; labels and masks must be binary (0/255).
+    With ``second_observer`` the test split's 2nd_manual labels come as ``groundTruth2nd``.
+    """
+    root = Path(root)
+    _, label_name, mask_name = DRIVE_SPLITS[split]
+    ids = drive_ids(root, split)
+    arrays = {"imgs": [], "groundTruth": [], "borderMasks": []}
+    if second_observer:
+        arrays["groundTruth2nd"] = []
+    for image_id in ids:
+        image = read_rgb(root / split / "images" / f"{image_id}_{split}.tif")
+        sources = {
+            "groundTruth": root / split / "1st_manual" / label_name.format(id=image_id),
+            "borderMasks": root / split / "mask" / mask_name.format(id=image_id),
+        }
+        if second_observer:
+            sources["groundTruth2nd"] = root / split / "2nd_manual" / f"{image_id}_manual2.gif"
+        arrays["imgs"].append(image.transpose(2, 0, 1))
+        for key, path in sources.items():
+            if not path.is_file():
+                raise UserError(f"{path}: missing for image {image_id}; {DRIVE_HELP}")
+            plane = read_binary(path)
+            if plane.shape != image.shape[:2]:
+                raise UserError(f"{path}: size {plane.shape[::-1]} differs from its image's {image.shape[1::-1]}")
+            arrays[key].append(plane[None])
+    shapes = {a.shape for a in arrays["imgs"]}
+    if len(shapes) > 1:
+        raise UserError(f"{root / split / 'images'}: images of mixed sizes {sorted(shapes)}; all must have one size")
+    return {key: np.stack(planes) for key, planes in arrays.items()} | {"ids": np.array(ids)}
+
+
+def write_hdf5(path, array: np.ndarray) -> None:
+    """Write ``array`` under the dataset key ``image``, atomically (temp file, then rename)."""
+    with atomic_path(path, suffix=".hdf5.tmp") as temp:
+        with h5py.File(temp, "w") as handle:
+            handle.create_dataset("image", data=array)
+
+
+def load_hdf5(path, channels: int | None = None) -> np.ndarray:
+    """Read the ``image`` dataset of an HDF5 file written by a prepare script, checking its shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: HDF5 file not found; run prepare_datasets_DRIVE.py (or _STARE.py) first")
+    try:
+        with h5py.File(path, "r") as handle:
+            if "image" not in handle:
+                raise UserError(f"{path}: no dataset 'image' inside; re-run the prepare script")
+            array = handle["image"][()]
+    except OSError as error:
+        raise UserError(f"{path}: unreadable HDF5 ({error}); delete it and re-run the prepare script") from None
+    if array.ndim != 4 or (channels is not None and array.shape[1] != channels):
+        expected = f"(N, {channels}, H, W)" if channels else "(N, C, H, W)"
+        raise UserError(f"{path}: shape {array.shape} is not {expected}; delete it and re-run the prepare script")
+    return array

@@ -1,0 +1,45 @@
+"""Convert the DRIVE download into the HDF5 files the experiment reads (published prepare_datasets_DRIVE.py)."""
+
+from pathlib import Path
+
+from lib import cli
+from lib.datasets import read_drive_split, write_hdf5
+
+
+def main():
+    arguments = cli.parser(__doc__)
+    arguments.add_argument(
+        "--drive", type=Path, help="the DRIVE folder holding training/ and test/ (default: [data paths] drive_folder)"
+    )
+    args = arguments.parse_args()
+    config = cli.config_from(args)
+    root = args.drive or config.drive_folder
+    outputs = {
+        "training": {
+            "imgs": "train_imgs_original",
+            "groundTruth": "train_groundTruth",
+            "borderMasks": "train_border_masks",
+        },
+        "test": {
+            "imgs": "test_imgs_original",
+            "groundTruth": "test_groundTruth",
+            "borderMasks": "test_border_masks",
+            "groundTruth2nd": "test_groundTruth_2nd",
+        },
+    }
+    for split, files in outputs.items():
+        has_second = (root / split / "2nd_manual").is_dir() and "groundTruth2nd" in files
+        arrays = read_drive_split(root, split, second_observer=has_second)
+        print(
+            f"{split}: {len(arrays['ids'])} images of {arrays['imgs'].shape[2]}x{arrays['imgs'].shape[3]} "
+            f"(ids {arrays['ids'][0]}..{arrays['ids'][-1]})"
+        )
+        for key, config_key in files.items():
+            if key in arrays:
+                path = config.data_file(config_key)
+                write_hdf5(path, arrays[key])
+                print(f"  wrote {path}  {arrays[key].shape} {arrays[key].dtype}")
+
+
+if __name__ == "__main__":
+    cli.run_cli(main)

@@ -1,0 +1,31 @@
+"""Test an experiment on the prepared test set: predictions, FOV metrics and pictures (published run_testing.py)."""
+
+from pathlib import Path
+
+from lib import cli
+from src.testing import run_test
+
+
+def main():
+    arguments = cli.parser(__doc__)
+    arguments.add_argument(
+        "--weights",
+        type=Path,
+        help="test these weights instead of the experiment's: a .weights.h5 of this project or "
+        "the published Keras-1 test_best_weights.h5 (results go to <name>/<weights stem>/)",
+    )
+    arguments.add_argument("--output", type=Path, help="results folder (default: the experiment folder)")
+    args = arguments.parse_args()
+    config = cli.config_from(args)
+    output = args.output or (config.experiment_dir / args.weights.name.split(".")[0] if args.weights else None)
+    with cli.log_to(config.experiment_dir / "testing.log" if config.test_nohup else None):
+        results = run_test(config, args.weights, output)
+        print(
+            f"AUC ROC {results['auc_roc']:.4f}  AUC PR {results['auc_pr']:.4f}  F1 {results['f1']:.4f}  "
+            f"accuracy {results['accuracy']:.4f}  sensitivity {results['sensitivity']:.4f}  "
+            f"specificity {results['specificity']:.4f}  ({results['seconds_per_image']:.1f} s/image)"
+        )
+
+
+if __name__ == "__main__":
+    cli.run_cli(main)

@@ -1,0 +1,23 @@
+"""Train the U-Net of an experiment on random patches of the prepared training set (published run_training.py)."""
+
+from lib import cli
+from src.training import train
+
+
+def main():
+    arguments = cli.parser(__doc__)
+    arguments.add_argument(
+        "--resume", action="store_true", help="continue an interrupted training from its last finished epoch"
+    )
+    arguments.add_argument(
+        "--overwrite", action="store_true", help="start over even though the experiment folder holds trained weights"
+    )
+    args = arguments.parse_args()
+    config = cli.config_from(args)
+    with cli.log_to(config.experiment_dir / "training.log" if config.train_nohup else None):
+        folder = train(config, resume=args.resume, overwrite=args.overwrite)
+    print(f"training finished: weights, architecture and history in {folder}/")
+
+
+if __name__ == "__main__":
+    cli.run_cli(main)

@@ -1,0 +1,1 @@
+"""The U-Net model, its training and its prediction."""

@@ -1,0 +1,84 @@
+"""The published U-Net, in tf.keras (channels last), and the loader for the published Keras-1 weights."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the user's log
+
+import h5py  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers  # noqa: E402
+
+from lib.errors import UserError  # noqa: E402
+
+N_CLASSES = 2  # background, vessel
+N_CONVOLUTIONS = 11
+
+
+def build_unet(patch_height: int | None = None, patch_width: int | None = None, dropout: float = 0.2) -> keras.Model:
+    """The published U-Net: 32/64/128 channels, two 3x3 ReLU convolutions per block with Dropout between.
+
+    As published, each up-sampled map is concatenated before its skip ([up, skip]), and the final 1x1
+    convolution has a ReLU before the softmax over the two classes. It is fully convolutional: leave
+    the size as None to predict whole images whose sides are multiples of 4.
+    """
+    names = iter(f"conv_{index}" for index in range(1, N_CONVOLUTIONS + 1))
+
+    def block(tensor, channels):
+        tensor = layers.Conv2D(channels, 3, padding="same", activation="relu", name=next(names))(tensor)
+        tensor = layers.Dropout(dropout)(tensor)
+        return layers.Conv2D(channels, 3, padding="same", activation="relu", name=next(names))(tensor)
+
+    inputs = keras.Input(shape=(patch_height, patch_width, 1), name="image")
+    level1 = block(inputs, 32)
+    level2 = block(layers.MaxPooling2D(2)(level1), 64)
+    bottom = block(layers.MaxPooling2D(2)(level2), 128)
+    up2 = block(layers.Concatenate()([layers.UpSampling2D(2)(bottom), level2]), 64)
+    up1 = block(layers.Concatenate()([layers.UpSampling2D(2)(up2), level1]), 32)
+    logits = layers.Conv2D(N_CLASSES, 1, activation="relu", name=next(names))(up1)
+    outputs = layers.Softmax(axis=-1, name="vessel_softmax", dtype="float32")(logits)
+    return keras.Model(inputs, outputs, name="retina_unet")
+
+
+def is_legacy_weights(path) -> bool:
+    """Whether ``path`` holds the published Keras-1 weights (layer groups ``convolution2d_1`` ...)."""
+    try:
+        with h5py.File(path, "r") as handle:
+            return "convolution2d_1" in handle
+    except OSError:
+        return False
+
+
+def load_legacy_weights(model: keras.Model, path) -> None:
+    """Load the published Keras-1 (Theano) weights into ``model``.
+
+    Theano stored kernels as (out, in, kh, kw) and convolved (flipped kernels); TensorFlow
+    cross-correlates with (kh, kw, in, out) kernels, so each kernel is flipped in both spatial axes
+    and transposed.
+    """
+    with h5py.File(path, "r") as handle:
+        for index in range(1, N_CONVOLUTIONS + 1):
+            group = handle[f"convolution2d_{index}"]
+            kernel = group[f"convolution2d_{index}_W"][()][:, :, ::-1, ::-1].transpose(2, 3, 1, 0)
+            bias = group[f"convolution2d_{index}_b"][()]
+            layer = model.get_layer(f"conv_{index}")
+            expected = tuple(layer.kernel.shape)
+            if kernel.shape != expected:
+                raise UserError(f"{path}: convolution2d_{index} has shape {kernel.shape}, the U-Net needs {expected}")
+            layer.set_weights([np.ascontiguousarray(kernel), bias])
+
+
+def load_weights(model: keras.Model, path) -> None:
+    """Load this project's ``.weights.h5`` or the published Keras-1 weights, with a clear error on mismatch."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: weights file not found; train first (run_training.py) or pass --weights PATH")
+    if is_legacy_weights(path):
+        load_legacy_weights(model, path)
+        return
+    try:
+        model.load_weights(path)
+    except (ValueError, OSError, KeyError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(
+            f"{path}: not weights of this U-Net ({first_line}); check [data attributes] and the file"
+        ) from None

@@ -1,0 +1,50 @@
+"""Vessel probabilities for whole images: overlapping patches averaged back (published), or the whole image at once.
+
+Everything streams one image at a time, so memory stays bounded whatever the stride.
+"""
+
+import numpy as np
+
+from lib.patches import extract_overlapping, overlap_padding, pad_bottom_right, recompose_overlapping
+
+DOWNSAMPLING = 4  # the U-Net pools twice: whole images are padded to multiples of 4
+
+
+def predict_patches(model, patches: np.ndarray, batch_size: int) -> np.ndarray:
+    """Vessel probability of each pixel of (n, 1, ph, pw) patches → (n, ph, pw) float32."""
+    output = model.predict(patches.transpose(0, 2, 3, 1), batch_size=batch_size, verbose=0)
+    return output[..., 1].astype(np.float32)
+
+
+def predict_by_patches(
+    model, image: np.ndarray, patch_hw: tuple[int, int], stride_hw: tuple[int, int], batch_size: int = 256
+) -> np.ndarray:
+    """The published test-time prediction of one preprocessed (1, H, W) image → (H, W) probabilities.
+
+    The image is zero-padded at the bottom and right so the patches tile it exactly, overlapping
+    patches are predicted and their probabilities averaged per pixel, and the padding is cropped.
+    With the stride equal to the patch size this is the published non-average mode.
+    """
+    height, width = image.shape[1:]
+    padded = pad_bottom_right(image, overlap_padding((height, width), patch_hw, stride_hw))
+    patches = extract_overlapping(padded, patch_hw, stride_hw)
+    probabilities = predict_patches(model, patches, batch_size)
+    return recompose_overlapping(probabilities, padded.shape[1:], stride_hw)[:height, :width].astype(np.float32)
+
+
+def predict_whole(model, image: np.ndarray, flips: bool = False) -> np.ndarray:
+    """Predict a preprocessed (1, H, W) image in one pass (the U-Net is fully convolutional) → (H, W).
+
+    With ``flips`` the probabilities of the image and its horizontal, vertical and double flips are averaged.
+    """
+    height, width = image.shape[1:]
+    padded = pad_bottom_right(image, (-height % DOWNSAMPLING, -width % DOWNSAMPLING))[0]
+    views = [padded]
+    if flips:
+        views += [padded[:, ::-1], padded[::-1, :], padded[::-1, ::-1]]
+    batch = np.stack(views)[..., None].astype(np.float32)
+    output = model.predict(batch, batch_size=len(views), verbose=0)[..., 1]
+    unflipped = [output[0]]
+    if flips:
+        unflipped += [output[1][:, ::-1], output[2][::-1, :], output[3][::-1, ::-1]]
+    return np.mean(unflipped, axis=0)[:height, :width].astype(np.float32)
