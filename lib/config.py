@@ -44,6 +44,9 @@ class Config:
     learning_rate: float
     validation_split: float
     patch_source: str
+    augment: bool
+    lr_schedule: str
+    precision: str
     # [testing settings]
     best_last: str
     full_images_to_test: int
@@ -164,6 +167,9 @@ def load_config(path) -> Config:
             f"{patch_height}x{patch_width}; pixels would be skipped: use a stride at most the patch size"
         )
 
+    if training.boolean("augment", False) and training.text("patch_source", "in_memory").lower() != "streaming":
+        raise UserError(f"{path}: [training settings] augment = True needs patch_source = streaming")
+
     return Config(
         source=path,
         path_local=Path(paths.text("path_local")),
@@ -188,6 +194,9 @@ def load_config(path) -> Config:
         learning_rate=training.number("learning_rate", 0.01, 0.0, 10.0),
         validation_split=training.number("validation_split", 0.1, 0.0, 1.0),
         patch_source=training.choice("patch_source", "in_memory", ("in_memory", "streaming")),
+        augment=training.boolean("augment", False),
+        lr_schedule=training.choice("lr_schedule", "constant", ("constant", "cosine")),
+        precision=training.choice("precision", "float32", ("float32", "mixed_bfloat16", "mixed_float16")),
         best_last=testing.choice("best_last", "best", ("best", "last")),
         full_images_to_test=testing.integer("full_images_to_test"),
         N_group_visual=testing.integer("N_group_visual", 1),

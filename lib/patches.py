@@ -9,33 +9,48 @@ from numpy.lib.stride_tricks import sliding_window_view
 DRIVE_FOV_RADIUS = 270  # DRIVE's field of view is a disc of about 540 px (DRIVE documentation)
 
 
-def patch_centres(
-    rng: np.random.Generator,
-    count: int,
-    image_hw: tuple[int, int],
-    patch_hw: tuple[int, int],
-    inside_radius: float | None = None,
-) -> np.ndarray:
-    """``count`` random patch centres (y, x), uniform as published: centre in [p/2, size - p/2].
+def allowed_centres(image_hw: tuple[int, int], patch_hw: tuple[int, int], inside=None) -> np.ndarray:
+    """Flat indices of the pixels that may be a patch centre, as published: centre in [p/2, size - p/2].
 
-    With ``inside_radius`` only centres closer than it to the image centre are kept (rejection
-    sampling, as the published ``is_patch_inside_FOV``).
+    ``inside`` restricts them so the whole patch lies in the field of view: a radius about the image
+    centre (DRIVE, the published ``is_patch_inside_FOV``) or a boolean FOV mask (H, W).
     """
     (height, width), (patch_h, patch_w) = image_hw, patch_hw
     if patch_h > height or patch_w > width:
         raise ValueError(f"patch {patch_h}x{patch_w} is larger than the image {height}x{width}")
-    if inside_radius is not None and inside_radius <= 0:
-        raise ValueError(f"patches of {patch_h}x{patch_w} cannot fit inside a FOV radius of {DRIVE_FOV_RADIUS}")
-    centres = np.empty((0, 2), dtype=np.int64)
-    while len(centres) < count:
-        batch = max(2 * (count - len(centres)), 64)
-        ys = rng.integers(patch_h // 2, height - patch_h // 2, endpoint=True, size=batch)
-        xs = rng.integers(patch_w // 2, width - patch_w // 2, endpoint=True, size=batch)
-        if inside_radius is not None:
-            keep = np.hypot(xs - width // 2, ys - height // 2) < inside_radius
-            ys, xs = ys[keep], xs[keep]
-        centres = np.concatenate([centres, np.stack([ys, xs], axis=1)])
-    return centres[:count]
+    ys, xs = np.ogrid[:height, :width]
+    allowed = (ys >= patch_h // 2) & (ys <= height - patch_h // 2) & (xs >= patch_w // 2) & (xs <= width - patch_w // 2)
+    if isinstance(inside, np.ndarray):
+        allowed &= _patch_inside_mask(inside.astype(bool), patch_hw)
+    elif inside is not None:
+        allowed &= np.hypot(xs - width // 2, ys - height // 2) < inside
+    candidates = np.flatnonzero(allowed)
+    if candidates.size == 0:
+        raise ValueError(f"no {patch_h}x{patch_w} patch fits inside the field of view")
+    return candidates
+
+
+def _patch_inside_mask(fov: np.ndarray, patch_hw: tuple[int, int]) -> np.ndarray:
+    """Centres whose patch [c - p/2, c + p/2) lies entirely in ``fov`` (a summed-area table, no loops)."""
+    patch_h, patch_w = patch_hw
+    table = np.pad(np.cumsum(np.cumsum(fov, axis=0, dtype=np.int64), axis=1), ((1, 0), (1, 0)))
+    inside = np.zeros(fov.shape, dtype=bool)
+    sums = (
+        table[patch_h:, patch_w:]
+        - table[:-patch_h, patch_w:]
+        - table[patch_h:, :-patch_w]
+        + table[:-patch_h, :-patch_w]
+    )
+    inside[patch_h // 2 : patch_h // 2 + sums.shape[0], patch_w // 2 : patch_w // 2 + sums.shape[1]] = (
+        sums == patch_h * patch_w
+    )
+    return inside
+
+
+def sample_centres(rng: np.random.Generator, candidates: np.ndarray, count: int, width: int) -> np.ndarray:
+    """``count`` centres (y, x) drawn uniformly, with replacement, from the allowed flat indices."""
+    flat = candidates[rng.integers(0, candidates.size, size=count)]
+    return np.stack(np.divmod(flat, width), axis=1)
 
 
 def fov_radius_for_patch(patch_hw: tuple[int, int], fov_radius: float = DRIVE_FOV_RADIUS) -> float:
@@ -47,34 +62,38 @@ def fov_radius_for_patch(patch_hw: tuple[int, int], fov_radius: float = DRIVE_FO
     return fov_radius - np.hypot(*patch_hw) / 2
 
 
+def crop_patches(image: np.ndarray, centres: np.ndarray, patch_hw: tuple[int, int]) -> np.ndarray:
+    """The (n, C, ph, pw) patches of a (C, H, W) image around (y, x) centres, by fancy indexing."""
+    rows = centres[:, 0, None, None] + (np.arange(patch_hw[0]) - patch_hw[0] // 2)[None, :, None]
+    cols = centres[:, 1, None, None] + (np.arange(patch_hw[1]) - patch_hw[1] // 2)[None, None, :]
+    return image[:, rows, cols].transpose(1, 0, 2, 3)
+
+
 def extract_random(
     images: np.ndarray,
     labels: np.ndarray,
     n_patches: int,
     patch_hw: tuple[int, int],
-    inside_fov: bool,
     rng: np.random.Generator,
+    inside=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The published ``extract_random``: equally many random patches from each image, image by image.
 
+    ``inside`` is None (anywhere), a FOV radius (DRIVE, as published) or FOV masks (N, 1, H, W).
     Returns patches (n, C, ph, pw) in the images' dtype and label patches (n, 1, ph, pw).
     """
-    n_images = images.shape[0]
+    n_images, _, height, width = images.shape
     if n_patches % n_images:
         raise ValueError(f"N_subimgs = {n_patches} is not a multiple of the {n_images} training images")
     per_image = n_patches // n_images
-    radius = fov_radius_for_patch(patch_hw) if inside_fov else None
-    patch_h, patch_w = patch_hw
-    out_images = np.empty((n_patches, images.shape[1], patch_h, patch_w), dtype=images.dtype)
-    out_labels = np.empty((n_patches, labels.shape[1], patch_h, patch_w), dtype=labels.dtype)
-    rows, cols = np.arange(patch_h) - patch_h // 2, np.arange(patch_w) - patch_w // 2
+    out_images = np.empty((n_patches, images.shape[1], *patch_hw), dtype=images.dtype)
+    out_labels = np.empty((n_patches, labels.shape[1], *patch_hw), dtype=labels.dtype)
     for index in range(n_images):
-        centres = patch_centres(rng, per_image, images.shape[2:], patch_hw, radius)
-        ys = centres[:, 0, None, None] + rows[None, :, None]
-        xs = centres[:, 1, None, None] + cols[None, None, :]
+        fov = inside[index, 0] if isinstance(inside, np.ndarray) else inside
+        centres = sample_centres(rng, allowed_centres((height, width), patch_hw, fov), per_image, width)
         target = slice(index * per_image, (index + 1) * per_image)
-        out_images[target] = images[index][:, ys, xs].transpose(1, 0, 2, 3)
-        out_labels[target] = labels[index][:, ys, xs].transpose(1, 0, 2, 3)
+        out_images[target] = crop_patches(images[index], centres, patch_hw)
+        out_labels[target] = crop_patches(labels[index], centres, patch_hw)
     return out_images, out_labels
 
 

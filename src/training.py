@@ -6,9 +6,12 @@ the last ``validation_split`` of them, i.e. of the last images, for validation):
 afresh each epoch with tf.data and never holds them all.
 """
 
+import itertools
 import json
 import math
 import shutil
+import sys
+import time
 from pathlib import Path
 
 import keras
@@ -18,7 +21,7 @@ import tensorflow as tf
 from lib.datasets import load_hdf5
 from lib.errors import UserError
 from lib.imageio import atomic_path, write_text
-from lib.patches import extract_random, fov_radius_for_patch, patch_centres
+from lib.patches import allowed_centres, crop_patches, extract_random, fov_radius_for_patch, sample_centres
 from lib.preprocessing import preprocess
 from lib.visualize import save_grid
 from src.model import build_unet
@@ -40,7 +43,6 @@ def load_training_set(config) -> tuple[np.ndarray, np.ndarray]:
     images, labels = preprocess(images), (labels > 0).astype(np.uint8)
     if images.shape[2:] == DRIVE_SIZE:
         images, labels = images[:, :, DRIVE_TRAIN_ROWS], labels[:, :, DRIVE_TRAIN_ROWS]
-    check_patch_settings(config, images.shape)
     return images, labels
 
 
@@ -59,28 +61,39 @@ def check_patch_settings(config, shape: tuple[int, ...]) -> None:
             f"{where} N_subimgs = {config.N_subimgs} is not a multiple of the {count} training images; "
             f"use e.g. {max(lower, count)}"
         )
-    validation = round(config.N_subimgs * config.validation_split)
-    if validation < 1 or config.N_subimgs - validation < config.batch_size:
+    n_train, n_validation = split_counts(config)
+    if n_validation < 1 or n_train < config.batch_size:
         raise UserError(
-            f"{where} N_subimgs = {config.N_subimgs} leaves {config.N_subimgs - validation} training and "
-            f"{validation} validation patches for batches of {config.batch_size}; raise N_subimgs"
+            f"{where} N_subimgs = {config.N_subimgs} leaves {n_train} training and {n_validation} validation "
+            f"patches for batches of {config.batch_size}; raise N_subimgs"
         )
-    if config.inside_FOV and fov_radius_for_patch((config.patch_height, config.patch_width)) <= 0:
-        raise UserError(f"{where} inside_FOV = True but patches of this size cannot fit in the FOV")
 
 
-def split_counts(config, n_images: int) -> tuple[int, int]:
+def split_counts(config) -> tuple[int, int]:
     """Training and validation patch counts (validation = the last share, as Keras' validation_split)."""
     validation = round(config.N_subimgs * config.validation_split)
     return config.N_subimgs - validation, validation
 
 
-def in_memory_patches(config, images, labels, rng) -> dict:
+def fov_constraint(config, fov_masks: np.ndarray | None):
+    """Where patches may lie: anywhere, inside DRIVE's FOV disc (published), or inside given FOV masks."""
+    if not config.inside_FOV:
+        return None
+    if fov_masks is not None:
+        return fov_masks > 0
+    radius = fov_radius_for_patch((config.patch_height, config.patch_width))
+    if radius <= 0:
+        raise UserError(
+            f"{config.source}: [training settings] inside_FOV = True but these patches cannot fit in the FOV"
+        )
+    return radius
+
+
+def in_memory_patches(config, images, labels, inside, rng) -> dict:
     """The published patch set: all N_subimgs patches sampled image by image, the last share for validation."""
-    patches, patch_labels = extract_random(
-        images, labels, config.N_subimgs, (config.patch_height, config.patch_width), config.inside_FOV, rng
-    )
-    n_train, _ = split_counts(config, len(images))
+    patch_hw = (config.patch_height, config.patch_width)
+    patches, patch_labels = extract_random(images, labels, config.N_subimgs, patch_hw, rng, inside)
+    n_train, _ = split_counts(config)
     x, y = patches.transpose(0, 2, 3, 1), patch_labels[:, 0]
     return {
         "train": (x[:n_train], y[:n_train]),
@@ -89,41 +102,51 @@ def in_memory_patches(config, images, labels, rng) -> dict:
     }
 
 
-def streaming_patches(config, images, labels, rng) -> dict:
+def streaming_patches(config, images, labels, inside, rng, first_epoch: int = 0) -> dict:
     """The same distribution, the training patches sampled afresh every epoch by a tf.data generator.
 
     Patch k of the published ordering belongs to image k // per_image; the validation patches (the
-    last ones) are sampled once and kept, the training patches are drawn anew each epoch.
+    last ones) are sampled once and kept, the training patches are drawn anew each epoch. With
+    ``augment`` each training patch is flipped at random horizontally and vertically.
     """
     patch_hw = (config.patch_height, config.patch_width)
-    per_image = config.N_subimgs // len(images)
-    n_train, _ = split_counts(config, len(images))
-    image_of = np.arange(config.N_subimgs) // per_image
-    radius = fov_radius_for_patch(patch_hw) if config.inside_FOV else None
-    rows, cols = np.arange(patch_hw[0]) - patch_hw[0] // 2, np.arange(patch_hw[1]) - patch_hw[1] // 2
+    n_images, _, height, width = images.shape
+    image_of = np.arange(config.N_subimgs) // (config.N_subimgs // n_images)
+    n_train, _ = split_counts(config)
+    fovs = [inside[index, 0] if isinstance(inside, np.ndarray) else inside for index in range(n_images)]
+    candidates = [allowed_centres((height, width), patch_hw, fov) for fov in fovs]
 
-    def gather(image_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        centres = np.empty((len(image_indices), 2), dtype=np.int64)
+    def gather(image_indices: np.ndarray, rng: np.random.Generator, augment: bool = False):
+        x = np.empty((len(image_indices), 1, *patch_hw), dtype=np.float32)
+        y = np.empty((len(image_indices), 1, *patch_hw), dtype=np.uint8)
         for index in np.unique(image_indices):
-            chosen = image_indices == index
-            centres[chosen] = patch_centres(rng, int(chosen.sum()), images.shape[2:], patch_hw, radius)
-        ys = centres[:, 0, None, None] + rows[None, :, None]
-        xs = centres[:, 1, None, None] + cols[None, None, :]
-        return images[image_indices[:, None, None], 0, ys, xs][..., None], labels[
-            image_indices[:, None, None], 0, ys, xs
-        ]
+            chosen = np.flatnonzero(image_indices == index)
+            centres = sample_centres(rng, candidates[index], len(chosen), width)
+            x[chosen], y[chosen] = (
+                crop_patches(images[index], centres, patch_hw),
+                crop_patches(labels[index], centres, patch_hw),
+            )
+        if augment:
+            for axis in (2, 3):
+                flip = rng.random(len(x)) < 0.5
+                x[flip], y[flip] = np.flip(x[flip], axis), np.flip(y[flip], axis)
+        return x.transpose(0, 2, 3, 1), y[:, 0]
+
+    epochs = itertools.count(first_epoch)
 
     def epoch_batches():
-        order = rng.permutation(image_of[:n_train])
+        epoch_rng = np.random.default_rng([config.seed, next(epochs)])  # resumable: epoch e always draws the same
+        order = epoch_rng.permutation(image_of[:n_train])
         for start in range(0, len(order), config.batch_size):
-            yield gather(order[start : start + config.batch_size])
+            yield gather(order[start : start + config.batch_size], epoch_rng, config.augment)
 
     spec = (tf.TensorSpec((None, *patch_hw, 1), tf.float32), tf.TensorSpec((None, *patch_hw), tf.uint8))
-    train = tf.data.Dataset.from_generator(epoch_batches, output_signature=spec).prefetch(4)
-    sample_x, sample_y = gather(image_of[:40])
+    steps = math.ceil(n_train / config.batch_size)
+    train = tf.data.Dataset.from_generator(epoch_batches, output_signature=spec)
+    sample_x, sample_y = gather(image_of[:40], rng)
     return {
-        "train": train,
-        "validation": gather(image_of[n_train:]),
+        "train": train.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(4),
+        "validation": gather(image_of[n_train:], rng),
         "samples": (sample_x.transpose(0, 3, 1, 2), sample_y[:, None]),
     }
 
@@ -137,6 +160,7 @@ class SafeCheckpoints(keras.callbacks.Callback):
         super().__init__()
         self.folder, self.name, self.best_loss = folder, name, best_loss
         self.nan_epoch = None
+        self.start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         if logs and not math.isfinite(float(logs.get("loss", 0.0))):
@@ -144,7 +168,7 @@ class SafeCheckpoints(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        logs = logs if logs is not None else {}
         if self.nan_epoch is not None or not all(math.isfinite(float(v)) for v in logs.values()):
             self.nan_epoch = epoch + 1
             self.model.stop_training = True
@@ -156,17 +180,20 @@ class SafeCheckpoints(keras.callbacks.Callback):
         with atomic_path(self.folder / f"{self.name}_checkpoint.keras", suffix=".keras") as temp:
             self.model.save(temp)
         write_text(self.folder / STATE_FILE, json.dumps({"epochs_done": epoch + 1, "best_val_loss": self.best_loss}))
+        logs["minutes"] = (time.perf_counter() - self.start) / 60  # this session's training time, for the history
 
     def _save_weights(self, which: str) -> None:
         with atomic_path(self.folder / f"{self.name}_{which}.weights.h5", suffix=".weights.h5") as temp:
             self.model.save_weights(temp)
 
 
-def compile_model(model: keras.Model, config) -> None:
+def compile_model(model: keras.Model, config, steps_per_epoch: int) -> None:
+    """Loss and optimizer: categorical cross-entropy per pixel (sparse labels, same loss) and SGD as published."""
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps_per_epoch * config.N_epochs)
     optimizer = (
-        keras.optimizers.SGD(config.learning_rate)
-        if config.optimizer == "sgd"
-        else keras.optimizers.Adam(config.learning_rate)
+        keras.optimizers.SGD(learning_rate) if config.optimizer == "sgd" else keras.optimizers.Adam(learning_rate)
     )
     model.compile(
         optimizer=optimizer,
@@ -175,13 +202,12 @@ def compile_model(model: keras.Model, config) -> None:
     )
 
 
-def prepare_experiment_folder(config, resume: bool, overwrite: bool) -> tuple[int, float]:
+def prepare_experiment_folder(folder: Path, name: str, resume: bool, overwrite: bool) -> tuple[int, float]:
     """Create the experiment folder, refusing to train over finished weights unless asked; (epochs done, best loss)."""
-    folder = config.experiment_dir
     state_path = folder / STATE_FILE
-    finished = [p for p in (folder / f"{config.name}_best.weights.h5", state_path) if p.exists()]
+    finished = [p for p in (folder / f"{name}_best.weights.h5", state_path) if p.exists()]
     if resume:
-        if not state_path.is_file() or not (folder / f"{config.name}_checkpoint.keras").is_file():
+        if not state_path.is_file() or not (folder / f"{name}_checkpoint.keras").is_file():
             raise UserError(f"{folder}/: no checkpoint to resume from; start without --resume")
         state = json.loads(state_path.read_text())
         return int(state["epochs_done"]), float(state["best_val_loss"])
@@ -191,7 +217,7 @@ def prepare_experiment_folder(config, resume: bool, overwrite: bool) -> tuple[in
             "start over with --overwrite, or change [experiment name] name"
         )
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in (state_path, folder / f"{config.name}_checkpoint.keras", folder / "training_history.csv"):
+    for stale in (state_path, folder / f"{name}_checkpoint.keras", folder / "training_history.csv"):
         stale.unlink(missing_ok=True)
     return 0, math.inf
 
@@ -199,39 +225,51 @@ def prepare_experiment_folder(config, resume: bool, overwrite: bool) -> tuple[in
 def save_model_picture(model: keras.Model, path: Path) -> None:
     """The published model picture; needs pydot and Graphviz, skipped with a message otherwise."""
     try:
+        import pydot  # noqa: F401
+
         keras.utils.plot_model(model, to_file=str(path), show_shapes=True)
     except (ImportError, OSError) as error:
-        print(f"note: skipped the model picture {path.name} ({str(error).splitlines()[0][:120]})")
+        print(f"note: skipped the model picture {path.name}: needs pydot and Graphviz ({type(error).__name__})")
 
 
 def train(config, resume: bool = False, overwrite: bool = False) -> Path:
-    """Train the experiment of ``config``; returns its folder."""
-    folder = config.experiment_dir
+    """Train the experiment of ``config`` on its prepared training set; returns its folder."""
     images, labels = load_training_set(config)
-    epochs_done, best_loss = prepare_experiment_folder(config, resume, overwrite)
+    return fit(config, config.experiment_dir, images, labels, resume=resume, overwrite=overwrite)
+
+
+def fit(config, folder: Path, images, labels, fov_masks=None, resume: bool = False, overwrite: bool = False) -> Path:
+    """Train a U-Net on preprocessed images (N, 1, H, W) and 0/1 labels, saving everything into ``folder``.
+
+    ``fov_masks`` (N, 1, H, W) replace DRIVE's FOV disc for ``inside_FOV`` (STARE). Reusable by
+    any experiment (the STARE leave-one-out trains one folder per fold).
+    """
+    check_patch_settings(config, images.shape)
+    epochs_done, best_loss = prepare_experiment_folder(folder, config.name, resume, overwrite)
     if epochs_done >= config.N_epochs:
         raise UserError(f"{folder}/ finished all {config.N_epochs} epochs already; raise N_epochs to train further")
     shutil.copyfile(config.source, folder / "configuration.txt")
-
+    keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed + epochs_done)
     rng = np.random.default_rng(config.seed)
-    sample_patches = in_memory_patches if config.patch_source == "in_memory" else streaming_patches
-    data = sample_patches(config, images, labels, rng)
-    if config.patch_source == "streaming" and epochs_done:
-        rng.bit_generator.advance(epochs_done)  # do not replay the epochs already trained
-    n_train, n_validation = split_counts(config, len(images))
+    inside = fov_constraint(config, fov_masks)
+    if config.patch_source == "in_memory":
+        data = in_memory_patches(config, images, labels, inside, rng)
+    else:
+        data = streaming_patches(config, images, labels, inside, rng, first_epoch=epochs_done)
+    n_train, n_validation = split_counts(config)
+    steps_per_epoch = math.ceil(n_train / config.batch_size)
     print(
         f"training on {n_train} patches, validating on {n_validation} ({config.patch_source}), "
-        f"{config.N_epochs} epochs of batch {config.batch_size}",
+        f"{config.N_epochs} epochs of batch {config.batch_size}, {config.optimizer} lr {config.learning_rate}",
         flush=True,
     )
-
     if resume:
         model = keras.models.load_model(folder / f"{config.name}_checkpoint.keras")
         print(f"resuming after epoch {epochs_done} (best validation loss {best_loss:.5f})", flush=True)
     else:
         model = build_unet(config.patch_height, config.patch_width)
-        compile_model(model, config)
+        compile_model(model, config, steps_per_epoch)
         write_text(folder / f"{config.name}_architecture.json", model.to_json(indent=2))
         save_model_picture(model, folder / f"{config.name}_model.png")
         sample_images, sample_labels = data["samples"]
@@ -240,8 +278,7 @@ def train(config, resume: bool = False, overwrite: bool = False) -> Path:
         save_grid(folder / "sample_input_masks.png", sample_labels.astype(np.float32), per_row)
 
     checkpoints = SafeCheckpoints(folder, config.name, best_loss)
-    train_data = data["train"]
-    x, y = train_data if isinstance(train_data, tuple) else (train_data, None)
+    x, y = data["train"] if isinstance(data["train"], tuple) else (data["train"], None)
     model.fit(
         x,
         y,
@@ -251,7 +288,7 @@ def train(config, resume: bool = False, overwrite: bool = False) -> Path:
         validation_batch_size=config.batch_size,
         epochs=config.N_epochs,
         initial_epoch=epochs_done,
-        verbose=2 if config.train_nohup else 1,
+        verbose=2 if config.train_nohup or not sys.stdout.isatty() else 1,
         callbacks=[checkpoints, keras.callbacks.CSVLogger(str(folder / "training_history.csv"), append=True)],
     )
     if checkpoints.nan_epoch is not None:
