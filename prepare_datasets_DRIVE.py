@@ -27,9 +27,14 @@ def main():
             "groundTruth2nd": "test_groundTruth_2nd",
         },
     }
+    # Read and check both splits before writing anything: a bad test image must not leave new training
+    # files beside old test files.
+    splits = {
+        split: read_drive_split(root, split, second_observer=(root / split / "2nd_manual").is_dir() and split == "test")
+        for split in outputs
+    }
     for split, files in outputs.items():
-        has_second = (root / split / "2nd_manual").is_dir() and "groundTruth2nd" in files
-        arrays = read_drive_split(root, split, second_observer=has_second)
+        arrays = splits[split]
         print(
             f"{split}: {len(arrays['ids'])} images of {arrays['imgs'].shape[2]}x{arrays['imgs'].shape[3]} "
             f"(ids {arrays['ids'][0]}..{arrays['ids'][-1]})"

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from lib import cli
-from src.testing import run_test
 
 
 def main():
@@ -17,6 +16,8 @@ def main():
     arguments.add_argument("--output", type=Path, help="results folder (default: the experiment folder)")
     args = arguments.parse_args()
     config = cli.config_from(args)
+    from src.testing import run_test  # TensorFlow loads only after the configuration is known to be valid
+
     output = args.output or (config.experiment_dir / args.weights.name.split(".")[0] if args.weights else None)
     with cli.log_to(config.experiment_dir / "testing.log" if config.test_nohup else None):
         results = run_test(config, args.weights, output)

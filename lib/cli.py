@@ -44,12 +44,17 @@ def log_to(path: Path | None):
     if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(path, "a", buffering=1)  # noqa: SIM115 - closed below, after the streams are restored
+    except OSError as error:
+        reason = error.strerror or error
+        raise UserError(f"{path}: cannot write the log ({reason}); fix the path or set nohup = False") from None
     print(f"logging to {path}", flush=True)
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with open(path, "a", buffering=1) as log:
+    with log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:

@@ -68,7 +68,7 @@ class Config:
         return Path(self.name)
 
 
-class _Section:
+class Section:
     """Typed getters for one INI section that report problems as ``file: [section] key ...``."""
 
     def __init__(self, parser: configparser.ConfigParser, path: Path, section: str):
@@ -83,6 +83,11 @@ class _Section:
                 raise UserError(f"{self.where} key '{key}' is missing; add it (see the README's configuration table)")
             return default
         value = self.items[key].strip()
+        if not value.isprintable():  # an indented next line continues the value; also stray control bytes
+            raise UserError(
+                f"{self.where} {key} = {value!r} holds a line break or control character; write the value on "
+                "one line (an indented line continues the value above it)"
+            )
         if not value and default is None:
             raise UserError(f"{self.where} {key} is empty; give it a value")
         return value or default
@@ -126,24 +131,32 @@ class _Section:
         return value
 
 
-def load_config(path) -> Config:
-    """Parse and validate the configuration file at ``path``."""
+def read_ini(path) -> configparser.ConfigParser:
+    """The INI file at ``path``, parsed as the configuration files are (case-sensitive keys, # comments)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: configuration file not found; pass --config PATH or copy configuration.txt")
-    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+    # No interpolation, as the published RawConfigParser: a value holding "%" is read as written and
+    # then validated, instead of raising an interpolation error when it is looked up.
+    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"), interpolation=None)
     parser.optionxform = str  # keys are case-sensitive, as published (N_subimgs, inside_FOV)
     try:
         parser.read_string(path.read_text(), source=str(path))
     except (configparser.Error, UnicodeDecodeError) as error:
         first_line = str(error).splitlines()[0]
         raise UserError(f"{path}: not a valid INI file ({first_line}); compare it with configuration.txt") from None
+    return parser
 
-    paths = _Section(parser, path, "data paths")
-    experiment = _Section(parser, path, "experiment name")
-    attributes = _Section(parser, path, "data attributes")
-    training = _Section(parser, path, "training settings")
-    testing = _Section(parser, path, "testing settings")
+
+def load_config(path) -> Config:
+    """Parse and validate the configuration file at ``path``."""
+    path = Path(path)
+    parser = read_ini(path)
+    paths = Section(parser, path, "data paths")
+    experiment = Section(parser, path, "experiment name")
+    attributes = Section(parser, path, "data attributes")
+    training = Section(parser, path, "training settings")
+    testing = Section(parser, path, "testing settings")
 
     name = experiment.text("name")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in {".", ".."}:

@@ -42,7 +42,14 @@ def read_drive_split(root, split: str, second_observer: bool = False) -> dict[st
     if second_observer:
         arrays["groundTruth2nd"] = []
     for image_id in ids:
-        image = read_rgb(root / split / "images" / f"{image_id}_{split}.tif")
+        image_path = root / split / "images" / f"{image_id}_{split}.tif"
+        image = read_rgb(image_path)
+        if arrays["imgs"] and image.shape[:2] != arrays["imgs"][0].shape[1:]:
+            first = arrays["imgs"][0].shape[:0:-1]
+            raise UserError(
+                f"{image_path}: size {image.shape[1::-1]} differs from the first image's {first}; "
+                "all images of a split must have one size"
+            )
         sources = {
             "groundTruth": root / split / "1st_manual" / label_name.format(id=image_id),
             "borderMasks": root / split / "mask" / mask_name.format(id=image_id),
@@ -57,9 +64,6 @@ def read_drive_split(root, split: str, second_observer: bool = False) -> dict[st
             if plane.shape != image.shape[:2]:
                 raise UserError(f"{path}: size {plane.shape[::-1]} differs from its image's {image.shape[1::-1]}")
             arrays[key].append(plane[None])
-    shapes = {a.shape for a in arrays["imgs"]}
-    if len(shapes) > 1:
-        raise UserError(f"{root / split / 'images'}: images of mixed sizes {sorted(shapes)}; all must have one size")
     return {key: np.stack(planes) for key, planes in arrays.items()} | {"ids": np.array(ids)}
 
 
@@ -77,12 +81,18 @@ def load_hdf5(path, channels: int | None = None) -> np.ndarray:
         raise UserError(f"{path}: HDF5 file not found; run prepare_datasets_DRIVE.py (or _STARE.py) first")
     try:
         with h5py.File(path, "r") as handle:
-            if "image" not in handle:
+            if not isinstance(handle.get("image"), h5py.Dataset):
                 raise UserError(f"{path}: no dataset 'image' inside; re-run the prepare script")
             array = handle["image"][()]
-    except OSError as error:
-        raise UserError(f"{path}: unreadable HDF5 ({error}); delete it and re-run the prepare script") from None
+    # A corrupt file fails inside HDF5's C library, which h5py reports as OSError, KeyError,
+    # RuntimeError or ValueError depending on where the damage is.
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError) as error:
+        reason = str(error).strip("'\"").splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path}: unreadable HDF5 ({reason}); delete it and re-run the prepare script") from None
     if array.ndim != 4 or (channels is not None and array.shape[1] != channels):
         expected = f"(N, {channels}, H, W)" if channels else "(N, C, H, W)"
         raise UserError(f"{path}: shape {array.shape} is not {expected}; delete it and re-run the prepare script")
+    if array.dtype.kind not in "uif" or (array.dtype.kind == "f" and not np.isfinite(array).all()):
+        what = "NaN or infinite values" if array.dtype.kind == "f" else f"values of type {array.dtype}"
+        raise UserError(f"{path}: holds {what}, not pixel values; delete it and re-run the prepare script")
     return array

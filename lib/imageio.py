@@ -1,18 +1,29 @@
 """Reading images as the datasets ship them (.tif, .gif, .ppm, .ppm.gz, ...) and writing files atomically."""
 
 import contextlib
+import errno
 import gzip
 import io
 import os
+import struct
+import sys
 import tempfile
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from lib.errors import UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".ppm.gz", ".pgm.gz")
+
+
+# What Pillow and zlib raise on a damaged file, depending on the format and where the damage is
+# (a header claiming billions of pixels is a DecompressionBombError).
+_DECODING_ERRORS = (OSError, EOFError, ValueError, SyntaxError, struct.error, zlib.error, Image.DecompressionBombError)
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*")
 
 
 def _open(path: Path) -> Image.Image:
@@ -20,13 +31,37 @@ def _open(path: Path) -> Image.Image:
         data = path.read_bytes()
         if path.name.lower().endswith(".gz"):
             data = gzip.decompress(data)
-        image = Image.open(io.BytesIO(data))
-        image.load()
+        # Pillow warns about damaged metadata and libtiff prints its complaints on the process's stderr:
+        # neither is for the user, who gets one error line if the image cannot be decoded.
+        with warnings.catch_warnings(), _native_stderr_silenced(data.startswith(_TIFF_SIGNATURES)):
+            warnings.simplefilter("ignore")
+            image = Image.open(io.BytesIO(data))
+            image.load()
         return image
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
-    except (OSError, EOFError, UnidentifiedImageError, gzip.BadGzipFile) as error:
-        raise UserError(f"{path}: not a readable image ({error}); re-download or replace the file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, not an image file") from None
+    except _DECODING_ERRORS as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path}: not a readable image ({reason}); re-download or replace the file") from None
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced(active: bool):
+    """Send file descriptor 2 to /dev/null for the block (libtiff writes there, not to sys.stderr)."""
+    if not active:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def read_rgb(path) -> np.ndarray:
@@ -43,8 +78,9 @@ def read_rgb(path) -> np.ndarray:
 def read_binary(path) -> np.ndarray:
     """A label or mask as uint8 (H, W) with values 0/255.
 
-    Palette GIFs (DRIVE's 2nd_manual) map their two indices to gray levels such as 3/253, so the
-    image is converted to gray and thresholded at mid-gray; more than two gray levels is an error.
+    Any two gray levels are accepted, the brighter one meaning vessel / inside: 0/255 files, palette
+    GIFs (DRIVE's 2nd_manual reads as 3/253) and 0/1 files alike. A single level is all-inside when
+    it is above mid-gray. More than two levels is an error.
     """
     path = Path(path)
     gray = np.asarray(_open(path).convert("L"), dtype=np.uint8)
@@ -54,7 +90,8 @@ def read_binary(path) -> np.ndarray:
             f"{path}: a label/mask must be binary (two gray levels), found {levels.size} levels; "
             "use the dataset's original label files"
         )
-    return np.where(gray > 127, 255, 0).astype(np.uint8)
+    foreground = gray == levels.max() if levels.size == 2 else gray > 127
+    return np.where(foreground, 255, 0).astype(np.uint8)
 
 
 @contextlib.contextmanager
@@ -65,13 +102,26 @@ def atomic_path(path, suffix=""):
     ``suffix`` keeps a required ending (Keras insists on ``.weights.h5``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    except OSError as error:  # a parent is a regular file, no permission, read-only file system, ...
+        raise UserError(
+            f"{path.parent}: cannot write {path.name} there ({error.strerror or error}); "
+            "choose a writable folder or fix the path"
+        ) from None
     os.close(handle)
     os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the file the permissions open() would
     try:
         yield Path(temp)
-        os.replace(temp, path)
+        try:
+            os.replace(temp, path)
+        except OSError as error:  # e.g. a folder of that name is in the way
+            raise UserError(f"{path}: cannot replace it ({error.strerror or error}); move it out of the way") from None
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise UserError(f"{path}: the disk is full ({error.strerror}); free some space and run again") from None
     finally:
         if os.path.exists(temp):
             os.remove(temp)

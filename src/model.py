@@ -1,26 +1,30 @@
 """The published U-Net, in tf.keras (channels last), and the loader for the published Keras-1 weights."""
 
 import os
+import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the user's log
+import h5py
+import keras
+import numpy as np
+from keras import layers
 
-import h5py  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from keras import layers  # noqa: E402
-
-from lib.errors import UserError  # noqa: E402
+from lib.errors import UserError
 
 N_CLASSES = 2  # background, vessel
 N_CONVOLUTIONS = 11
 
 
-def build_unet(patch_height: int | None = None, patch_width: int | None = None, dropout: float = 0.2) -> keras.Model:
+def build_unet(
+    patch_height: int | None = None, patch_width: int | None = None, dropout: float = 0.2, final_relu: bool = False
+) -> keras.Model:
     """The published U-Net: 32/64/128 channels, two 3x3 ReLU convolutions per block with Dropout between.
 
-    As published, each up-sampled map is concatenated before its skip ([up, skip]), and the final 1x1
-    convolution has a ReLU before the softmax over the two classes. It is fully convolutional: leave
-    the size as None to predict whole images whose sides are multiples of 4.
+    As published, each up-sampled map is concatenated before its skip ([up, skip]), and a 1x1
+    convolution gives the two class scores, softmax over the classes. The published model also put a
+    ReLU on those scores: once the vessel score turns negative it is clipped to 0, its gradient
+    vanishes and the vessel probability can never exceed 0.5. This project trains without it;
+    ``final_relu=True`` rebuilds the published head for the published weights. The network is fully
+    convolutional: leave the size as None to predict whole images whose sides are multiples of 4.
     """
     names = iter(f"conv_{index}" for index in range(1, N_CONVOLUTIONS + 1))
 
@@ -35,7 +39,7 @@ def build_unet(patch_height: int | None = None, patch_width: int | None = None, 
     bottom = block(layers.MaxPooling2D(2)(level2), 128)
     up2 = block(layers.Concatenate()([layers.UpSampling2D(2)(bottom), level2]), 64)
     up1 = block(layers.Concatenate()([layers.UpSampling2D(2)(up2), level1]), 32)
-    logits = layers.Conv2D(N_CLASSES, 1, activation="relu", name=next(names))(up1)
+    logits = layers.Conv2D(N_CLASSES, 1, activation="relu" if final_relu else None, name=next(names))(up1)
     outputs = layers.Softmax(axis=-1, name="vessel_softmax", dtype="float32")(logits)
     return keras.Model(inputs, outputs, name="retina_unet")
 
@@ -68,16 +72,32 @@ def load_legacy_weights(model: keras.Model, path) -> None:
             layer.set_weights([np.ascontiguousarray(kernel), bias])
 
 
+def load_trained_model(path) -> keras.Model:
+    """A fully convolutional U-Net with the weights at ``path``: this project's, or the published ones
+    (detected by their layer names, and given the published ReLU head they were trained with)."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: weights file not found; train first (run_training.py) or pass --weights PATH")
+    model = build_unet(final_relu=is_legacy_weights(path))
+    load_weights(model, path)
+    return model
+
+
 def load_weights(model: keras.Model, path) -> None:
     """Load this project's ``.weights.h5`` or the published Keras-1 weights, with a clear error on mismatch."""
     if not os.path.isfile(path):
         raise UserError(f"{path}: weights file not found; train first (run_training.py) or pass --weights PATH")
     if is_legacy_weights(path):
-        load_legacy_weights(model, path)
+        try:
+            load_legacy_weights(model, path)
+        except (KeyError, OSError, ValueError) as error:  # a damaged or incomplete Keras-1 file
+            reason = str(error).strip("'\"").splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(f"{path}: incomplete published Keras-1 weights ({reason}); re-download the file") from None
         return
     try:
-        model.load_weights(path)
-    except (ValueError, OSError, KeyError) as error:
+        with warnings.catch_warnings():  # a mismatch also prints a dozen Keras warnings; the error says it all
+            warnings.simplefilter("ignore")
+            model.load_weights(path)
+    except (ValueError, OSError, KeyError, TypeError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(
             f"{path}: not weights of this U-Net ({first_line}); check [data attributes] and the file"

@@ -12,7 +12,7 @@ from lib.imageio import atomic_path, write_png, write_text
 from lib.preprocessing import preprocess
 from lib.progress import progress
 from lib.visualize import group_images, save_curve, save_grid, to_uint8
-from src.model import build_unet, load_weights
+from src.model import load_trained_model
 from src.prediction import predict_by_patches, predict_whole
 
 
@@ -46,7 +46,13 @@ def load_test_set(config) -> dict[str, np.ndarray]:
     }
     second = config.data_file("test_groundTruth_2nd")
     if second.is_file():
-        test_set["second_observer"] = (load_hdf5(second, channels=1)[:count, 0] > 0).astype(np.uint8)
+        observer = load_hdf5(second, channels=1)
+        if observer.shape[0] != images.shape[0] or observer.shape[2:] != images.shape[2:]:
+            raise UserError(
+                f"{second}: shape {observer.shape} does not match the test images {images.shape}; "
+                "re-run the prepare script"
+            )
+        test_set["second_observer"] = (observer[:count, 0] > 0).astype(np.uint8)
     return test_set
 
 
@@ -79,14 +85,23 @@ def save_pictures(config, out_dir: Path, test_set: dict, predictions: np.ndarray
     for label, stack in groups.items():
         save_grid(out_dir / f"all_{label}.png", _filled(stack, per_row)[:, None], per_row)
     for index in range(0, len(predictions), per_row):
-        stripes = [
-            group_images(_filled(stack[index : index + per_row], per_row)[:, None], per_row)
-            for stack in groups.values()
-        ]
         write_png(
             out_dir / f"{config.name}_Original_GroundTruth_Prediction{index // per_row}.png",
-            to_uint8(np.concatenate(stripes, axis=0).astype(np.float64)),
+            comparison_picture(test_set, predictions, index, per_row),
         )
+
+
+def comparison_picture(test_set: dict, predictions: np.ndarray, start: int = 0, per_row: int = 1) -> np.ndarray:
+    """Images ``start`` .. ``start + per_row - 1`` side by side, as published: pre-processed originals above
+    ground truths above predictions (zero outside the FOV, for display only), as one uint8 picture."""
+    chosen = slice(start, start + per_row)
+    stacks = (
+        test_set["images"][chosen, 0],
+        test_set["truths"][chosen],
+        predictions[chosen] * test_set["masks"][chosen],
+    )
+    stripes = [group_images(_filled(stack, per_row)[:, None], per_row) for stack in stacks]
+    return to_uint8(np.concatenate(stripes, axis=0).astype(np.float64))
 
 
 def _filled(stack: np.ndarray, per_row: int) -> np.ndarray:
@@ -97,12 +112,60 @@ def _filled(stack: np.ndarray, per_row: int) -> np.ndarray:
 
 def evaluate_predictions(test_set: dict, predictions: np.ndarray) -> dict:
     """The published metrics on FOV pixels, with the second observer's figures as the human reference."""
-    y_true = m.fov_pixels(test_set["truths"], test_set["masks"])
-    results = m.evaluate(y_true, m.fov_pixels(predictions, test_set["masks"]))
+    results = m.evaluate(
+        m.fov_pixels(test_set["truths"], test_set["masks"]), m.fov_pixels(predictions, test_set["masks"])
+    )
     if "second_observer" in test_set:
-        human = m.binary_metrics(y_true, m.fov_pixels(test_set["second_observer"], test_set["masks"]))
-        results["second_observer"] = {key: human[key] for key in ("accuracy", "sensitivity", "specificity", "f1")}
+        results["second_observer"] = human_reference(test_set)
     return results
+
+
+def human_reference(test_set: dict) -> dict:
+    """The second observer against the ground truth on the FOV pixels: what a human scores."""
+    y_true = m.fov_pixels(test_set["truths"], test_set["masks"])
+    human = m.binary_metrics(y_true, m.fov_pixels(test_set["second_observer"], test_set["masks"]))
+    return {key: human[key] for key in ("accuracy", "sensitivity", "specificity", "f1")}
+
+
+PUBLISHED_DRIVE_AUC = (  # the published README's DRIVE comparison (AUC ROC)
+    ("Soares et al.", 0.9614),
+    ("Azzopardi et al.", 0.9614),
+    ("Osareh et al.", 0.9650),
+    ("Roychowdhury et al.", 0.9670),
+    ("Fraz et al.", 0.9747),
+    ("Qiaoliang et al.", 0.9738),
+    ("Melinscak et al.", 0.9749),
+    ("Liskowski et al.", 0.9790),
+    ("published retina-unet", 0.9790),
+)
+
+
+def comparison_markdown(results: dict, label: str) -> str:
+    """The published DRIVE table with this run inserted, and the second observer as the human reference."""
+    rows = [(name, f"{auc:.4f}", "", "", "") for name, auc in PUBLISHED_DRIVE_AUC]
+    rows.append(
+        (
+            f"**{label}**",
+            f"**{results['auc_roc']:.4f}**",
+            f"{results['accuracy']:.4f}",
+            f"{results['sensitivity']:.4f}",
+            f"{results['specificity']:.4f}",
+        )
+    )
+    rows.sort(key=lambda row: float(row[1].strip("*")))
+    if "second_observer" in results:
+        human = results["second_observer"]
+        rows.append(
+            (
+                "2nd human observer (reference)",
+                "",
+                f"{human['accuracy']:.4f}",
+                f"{human['sensitivity']:.4f}",
+                f"{human['specificity']:.4f}",
+            )
+        )
+    lines = ["| Method | AUC ROC | Accuracy | Sensitivity | Specificity |", "|---|---|---|---|---|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
 
 
 def run_test(config, weights_path: Path | None = None, out_dir: Path | None = None) -> dict:
@@ -112,9 +175,8 @@ def run_test(config, weights_path: Path | None = None, out_dir: Path | None = No
         weights_path = experiment / f"{config.name}_{config.best_last}.weights.h5"
     out_dir = out_dir or experiment
     test_set = load_test_set(config)
-    model = build_unet()
-    load_weights(model, weights_path)
-    _check_writable(out_dir)
+    model = load_trained_model(weights_path)
+    check_writable(out_dir)
     print(f"testing {weights_path} on {len(test_set['images'])} images; results in {out_dir}/", flush=True)
 
     predictions, seconds_per_image = predict_test_set(config, model, test_set["images"])
@@ -123,12 +185,7 @@ def run_test(config, weights_path: Path | None = None, out_dir: Path | None = No
         "weights": str(weights_path),
         "images": len(predictions),
         "seconds_per_image": seconds_per_image,
-        "mode": {
-            "whole_image": config.whole_image,
-            "flip_tta": config.flip_tta,
-            "average_mode": config.average_mode,
-            "stride": [config.stride_height, config.stride_width],
-        },
+        "mode": prediction_mode(config),
     }
 
     y_true = m.fov_pixels(test_set["truths"], test_set["masks"])
@@ -153,10 +210,21 @@ def run_test(config, weights_path: Path | None = None, out_dir: Path | None = No
     save_pictures(config, out_dir, test_set, predictions)
     write_text(out_dir / "performances.txt", m.performances_text(results))
     write_text(out_dir / "performances.json", m.metrics_json(results))
+    write_text(out_dir / "comparison.md", comparison_markdown(results, f"this run ({weights_path.name})"))
     return results
 
 
-def _check_writable(folder: Path) -> None:
+def prediction_mode(config) -> dict:
+    """The [testing settings] that decide how predictions were made, for the results files."""
+    return {
+        "whole_image": config.whole_image,
+        "flip_tta": config.flip_tta,
+        "average_mode": config.average_mode,
+        "stride": [config.stride_height, config.stride_width],
+    }
+
+
+def check_writable(folder: Path) -> None:
     """Fail before the long prediction, not after it, when results cannot be written."""
     try:
         folder.mkdir(parents=True, exist_ok=True)

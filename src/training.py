@@ -156,10 +156,11 @@ class SafeCheckpoints(keras.callbacks.Callback):
     each written atomically, so a crash or Ctrl-C at any moment leaves complete, loadable files.
     A NaN loss stops training before anything is saved from the broken epoch."""
 
-    def __init__(self, folder: Path, name: str, best_loss: float = math.inf):
+    def __init__(self, folder: Path, name: str, best_loss: float = math.inf, epochs_done: int = 0):
         super().__init__()
         self.folder, self.name, self.best_loss = folder, name, best_loss
         self.nan_epoch = None
+        self.epochs_saved = epochs_done  # the last epoch whose weights and checkpoint are on disk
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -180,11 +181,28 @@ class SafeCheckpoints(keras.callbacks.Callback):
         with atomic_path(self.folder / f"{self.name}_checkpoint.keras", suffix=".keras") as temp:
             self.model.save(temp)
         write_text(self.folder / STATE_FILE, json.dumps({"epochs_done": epoch + 1, "best_val_loss": self.best_loss}))
+        self.epochs_saved = epoch + 1
         logs["minutes"] = (time.perf_counter() - self.start) / 60  # this session's training time, for the history
 
     def _save_weights(self, which: str) -> None:
         with atomic_path(self.folder / f"{self.name}_{which}.weights.h5", suffix=".weights.h5") as temp:
             self.model.save_weights(temp)
+
+
+def load_checkpoint(path: Path, config) -> keras.Model:
+    """The model and optimizer state saved after the last finished epoch, checked against the configuration."""
+    try:
+        model = keras.models.load_model(path)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path}: unreadable checkpoint ({reason}); start over with --overwrite") from None
+    trained = tuple(model.input_shape[1:3])
+    if trained != (config.patch_height, config.patch_width):
+        raise UserError(
+            f"{config.source}: [data attributes] patch {config.patch_height}x{config.patch_width} differs from "
+            f"the {trained[0]}x{trained[1]} patches of the checkpoint {path.name}; resume with the original settings"
+        )
+    return model
 
 
 def compile_model(model: keras.Model, config, steps_per_epoch: int) -> None:
@@ -209,17 +227,44 @@ def prepare_experiment_folder(folder: Path, name: str, resume: bool, overwrite: 
     if resume:
         if not state_path.is_file() or not (folder / f"{name}_checkpoint.keras").is_file():
             raise UserError(f"{folder}/: no checkpoint to resume from; start without --resume")
-        state = json.loads(state_path.read_text())
-        return int(state["epochs_done"]), float(state["best_val_loss"])
+        try:
+            state = json.loads(state_path.read_text())
+            epochs_done, best_loss = int(state["epochs_done"]), float(state["best_val_loss"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"{state_path}: damaged; start over with --overwrite") from None
+        trim_history(folder / "training_history.csv", epochs_done)
+        return epochs_done, best_loss
     if finished and not overwrite:
         raise UserError(
             f"{folder}/ already holds a trained model ({finished[0].name}); continue it with --resume, "
             "start over with --overwrite, or change [experiment name] name"
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # e.g. a regular file of that name is in the way
+        raise UserError(
+            f"{folder}/: cannot create the experiment folder ({error.strerror or error}); "
+            "move the file of that name away or change [experiment name] name"
+        ) from None
     for stale in (state_path, folder / f"{name}_checkpoint.keras", folder / "training_history.csv"):
         stale.unlink(missing_ok=True)
     return 0, math.inf
+
+
+def trim_history(path: Path, epochs_done: int) -> None:
+    """Keep the history rows of the checkpointed epochs only: an epoch that was interrupted after its row
+    was written, or that stopped on a NaN loss, is trained again on resume and must not appear twice."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+
+    def checkpointed(line: str) -> bool:
+        epoch = line.split(",", 1)[0].strip()
+        return epoch.isdigit() and int(epoch) < epochs_done
+
+    kept = lines[:1] + [line for line in lines[1:] if checkpointed(line)]
+    if kept != lines:
+        write_text(path, "".join(kept))
 
 
 def save_model_picture(model: keras.Model, path: Path) -> None:
@@ -227,7 +272,8 @@ def save_model_picture(model: keras.Model, path: Path) -> None:
     try:
         import pydot  # noqa: F401
 
-        keras.utils.plot_model(model, to_file=str(path), show_shapes=True)
+        with atomic_path(path, suffix=path.suffix) as temp:
+            keras.utils.plot_model(model, to_file=str(temp), show_shapes=True)
     except (ImportError, OSError) as error:
         print(f"note: skipped the model picture {path.name}: needs pydot and Graphviz ({type(error).__name__})")
 
@@ -248,7 +294,9 @@ def fit(config, folder: Path, images, labels, fov_masks=None, resume: bool = Fal
     epochs_done, best_loss = prepare_experiment_folder(folder, config.name, resume, overwrite)
     if epochs_done >= config.N_epochs:
         raise UserError(f"{folder}/ finished all {config.N_epochs} epochs already; raise N_epochs to train further")
-    shutil.copyfile(config.source, folder / "configuration.txt")
+    if config.source.resolve() != (folder / "configuration.txt").resolve():  # --config <name>/configuration.txt
+        with atomic_path(folder / "configuration.txt", suffix=".txt") as temp:
+            shutil.copyfile(config.source, temp)
     keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed + epochs_done)
     rng = np.random.default_rng(config.seed)
@@ -265,7 +313,7 @@ def fit(config, folder: Path, images, labels, fov_masks=None, resume: bool = Fal
         flush=True,
     )
     if resume:
-        model = keras.models.load_model(folder / f"{config.name}_checkpoint.keras")
+        model = load_checkpoint(folder / f"{config.name}_checkpoint.keras", config)
         print(f"resuming after epoch {epochs_done} (best validation loss {best_loss:.5f})", flush=True)
     else:
         model = build_unet(config.patch_height, config.patch_width)
@@ -277,13 +325,13 @@ def fit(config, folder: Path, images, labels, fov_masks=None, resume: bool = Fal
         save_grid(folder / "sample_input_imgs.png", sample_images, per_row)
         save_grid(folder / "sample_input_masks.png", sample_labels.astype(np.float32), per_row)
 
-    checkpoints = SafeCheckpoints(folder, config.name, best_loss)
+    checkpoints = SafeCheckpoints(folder, config.name, best_loss, epochs_done)
     x, y = data["train"] if isinstance(data["train"], tuple) else (data["train"], None)
     model.fit(
         x,
         y,
         batch_size=config.batch_size if y is not None else None,
-        shuffle=True,
+        shuffle=y is not None,  # a streaming dataset is already in random order
         validation_data=data["validation"],
         validation_batch_size=config.batch_size,
         epochs=config.N_epochs,
@@ -292,8 +340,13 @@ def fit(config, folder: Path, images, labels, fov_masks=None, resume: bool = Fal
         callbacks=[checkpoints, keras.callbacks.CSVLogger(str(folder / "training_history.csv"), append=True)],
     )
     if checkpoints.nan_epoch is not None:
+        kept = (
+            f"the weights of epoch {checkpoints.epochs_saved}, the last good one, are kept in {folder}/"
+            if checkpoints.epochs_saved
+            else "no epoch had finished, so no weights were saved"
+        )
         raise UserError(
-            f"the training loss became NaN in epoch {checkpoints.nan_epoch}; training stopped and the "
-            f"last good weights were kept in {folder}/; lower [training settings] learning_rate"
+            f"the training loss became NaN in epoch {checkpoints.nan_epoch}; training stopped and {kept}; "
+            f"lower [training settings] learning_rate ({config.learning_rate}) in {config.source}"
         )
     return folder

@@ -1,0 +1,121 @@
+"""Test-time inference on the prepared DRIVE test set: seconds per image, peak memory and AUC ROC per mode.
+
+    python -m benchmarks.bench_inference [--config configuration.txt] [--weights PATH] [--images 20]
+
+Modes: ``stride`` (average mode at the configured stride, end to end: patches, network, reassembly,
+FOV selection, AUC), ``network`` (the network's forward pass alone on the same patches), ``whole``
+and ``whole_flips`` (the whole image at once, with flip averaging), ``published`` (the faithful port
+of the published approach in benchmarks/published.py, same network, same stride).
+Each mode runs in its own process, so its peak memory is its own.
+"""
+
+import argparse
+import dataclasses
+import json
+import time
+
+import numpy as np
+
+from benchmarks import common, published
+from lib.config import load_config
+from lib.metrics import evaluate, fov_pixels
+from lib.patches import extract_overlapping, overlap_padding, pad_bottom_right
+from src.model import load_trained_model
+from src.prediction import predict_patches
+from src.testing import load_test_set, predict_test_set
+
+MODES = ("network", "stride", "whole", "whole_flips", "published")
+
+
+def run_single(mode: str, config, weights) -> dict:
+    test_set = load_test_set(config)
+    images, truths, masks = test_set["images"], test_set["truths"], test_set["masks"]
+    model = load_trained_model(weights)
+    patch_hw, stride_hw = (config.patch_height, config.patch_width), (config.stride_height, config.stride_width)
+
+    def network(count: int) -> None:
+        for image in images[:count]:
+            padded = pad_bottom_right(image, overlap_padding(image.shape[1:], patch_hw, stride_hw))
+            patches = extract_overlapping(padded, patch_hw, stride_hw)
+            start = time.perf_counter()
+            predict_patches(model, patches, config.predict_batch_size)
+            elapsed[0] += time.perf_counter() - start
+
+    def published_approach(count: int) -> float:
+        height, width = images.shape[2:]
+        padded = published.paint_border_overlap(images[:count].astype(np.float64), *patch_hw, *stride_hw)
+        patches = published.extract_ordered_overlap(padded, *patch_hw, *stride_hw)
+        output = model.predict(patches.transpose(0, 2, 3, 1), batch_size=32, verbose=0)
+        probabilities = output[..., 1].astype(np.float64)[:, None]  # published pred_to_imgs keeps float64
+        full, _ = published.recompone_overlap(probabilities, padded.shape[2], padded.shape[3], *stride_hw)
+        scores, labels = published.pred_only_FOV(
+            full[:, :, :height, :width], truths[:count, None].astype(np.float64), masks[:count, None]
+        )
+        return evaluate(labels.ravel(), scores.ravel())["auc_roc"]
+
+    def this_project(count: int) -> float:
+        settings = dataclasses.replace(config, whole_image=mode != "stride", flip_tta=mode == "whole_flips")
+        predictions, _ = predict_test_set(settings, model, images[:count])
+        return evaluate(fov_pixels(truths[:count], masks[:count]), fov_pixels(predictions, masks[:count]))["auc_roc"]
+
+    run = {"network": network, "published": published_approach}.get(mode, this_project)
+    elapsed = [0.0]
+    run(1)  # warm-up on one image: graph tracing is not inference
+    elapsed = [0.0]
+    start = time.perf_counter()
+    auc = run(len(images))
+    seconds = elapsed[0] if mode == "network" else time.perf_counter() - start
+    return {
+        "mode": mode,
+        "images": len(images),
+        "seconds_per_image": seconds / len(images),
+        "peak_rss_mb": common.peak_rss_mb(),
+        "auc_roc": auc,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configuration.txt")
+    parser.add_argument("--weights", default=None, help="default: the experiment's best weights")
+    parser.add_argument("--images", type=int, default=None, help="test images to use (default: full_images_to_test)")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
+    parser.add_argument("--single", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    config = load_config(args.config)
+    if args.images:
+        config = dataclasses.replace(config, full_images_to_test=args.images)
+    weights = args.weights or str(config.experiment_dir / f"{config.name}_{config.best_last}.weights.h5")
+    if args.single:
+        print(json.dumps(run_single(args.single, config, weights)))
+        return
+    forwarded = ["--config", args.config, "--weights", weights, "--images", str(config.full_images_to_test)]
+    rows = common.run_modes("benchmarks.bench_inference", args.modes.split(","), forwarded)
+    by_mode = {row["mode"]: row for row in rows}
+    for row in rows:
+        if "published" in by_mode:
+            row["speedup"] = by_mode["published"]["seconds_per_image"] / row["seconds_per_image"]
+        if "stride" in by_mode:
+            row["vs_stride"] = by_mode["stride"]["seconds_per_image"] / row["seconds_per_image"]
+    print(
+        f"\nweights {weights}; {config.full_images_to_test} DRIVE test images; stride "
+        f"{config.stride_height}x{config.stride_width}; patch batch {config.predict_batch_size}\n"
+    )
+    common.print_table(
+        [
+            ("mode", "mode", "s"),
+            ("seconds_per_image", "s / image", ".2f"),
+            ("peak_rss_mb", "peak RSS (MiB)", ".0f"),
+            ("auc_roc", "AUC ROC", ".4f"),
+            ("speedup", "x faster than published", ".1f"),
+            ("vs_stride", "x faster than stride", ".1f"),
+        ],
+        rows,
+    )
+    if {"network", "stride"} <= by_mode.keys():
+        overhead = by_mode["stride"]["seconds_per_image"] / by_mode["network"]["seconds_per_image"] - 1
+        print(f"\nstride mode end to end vs the network's forward pass alone: {overhead:+.1%}")
+
+
+if __name__ == "__main__":
+    main()

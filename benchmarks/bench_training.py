@@ -1,0 +1,104 @@
+"""Training throughput (patches/s) and peak memory of the patch pipelines, on the prepared DRIVE training set.
+
+    python -m benchmarks.bench_training [--config configuration.txt] [--steps 200] [--subimgs N]
+
+Modes: ``published`` (faithful port: float64 patches and float64 one-hot (N, H*W, 2) targets built
+up front, the model's output reshaped as published), ``in_memory`` (this project's default: the same
+patches sampled up front, float32 patches and uint8 labels) and ``streaming`` (patches sampled per
+batch by tf.data, nothing materialised). Same network, optimizer and batch size in every mode.
+Each mode runs in its own process, so its peak memory is its own.
+"""
+
+import argparse
+import dataclasses
+import json
+import time
+
+import keras
+import numpy as np
+
+from benchmarks import common, published
+from lib.config import load_config
+from src.model import build_unet
+from src.training import compile_model, fov_constraint, in_memory_patches, load_training_set, streaming_patches
+
+MODES = ("published", "in_memory", "streaming")
+WARMUP_STEPS = 5
+
+
+def run_single(mode: str, config, steps: int) -> dict:
+    images, labels = load_training_set(config)
+    keras.utils.set_random_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    patch_hw = (config.patch_height, config.patch_width)
+    start = time.perf_counter()
+    if mode == "published":
+        patches, patch_masks = published.extract_random(
+            images.astype(np.float64), labels.astype(np.float64), *patch_hw, config.N_subimgs, rng
+        )
+        targets = published.masks_unet(patch_masks)
+        unet = build_unet(*patch_hw)
+        model = keras.Model(unet.input, keras.layers.Reshape((patch_hw[0] * patch_hw[1], 2))(unet.output))
+        model.compile(optimizer=keras.optimizers.SGD(config.learning_rate), loss="categorical_crossentropy")
+        x, y = patches.transpose(0, 2, 3, 1), targets
+    else:
+        sample = in_memory_patches if mode == "in_memory" else streaming_patches
+        data = sample(config, images, labels, fov_constraint(config, None), rng)
+        x, y = data["train"] if isinstance(data["train"], tuple) else (data["train"].repeat(), None)
+        model = build_unet(*patch_hw)
+        compile_model(model, config, steps)
+    setup_seconds = time.perf_counter() - start
+    batch = config.batch_size if y is not None else None
+    model.fit(x, y, batch_size=batch, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=batch, steps_per_epoch=steps, epochs=1, verbose=0)
+    seconds = time.perf_counter() - start
+    return {
+        "mode": mode,
+        "setup_seconds": setup_seconds,
+        "patches_per_second": steps * config.batch_size / seconds,
+        "peak_rss_mb": common.peak_rss_mb(),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configuration.txt")
+    parser.add_argument("--steps", type=int, default=200, help="timed training steps per mode")
+    parser.add_argument("--subimgs", type=int, default=None, help="override N_subimgs (default: the config's)")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
+    parser.add_argument("--single", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    config = load_config(args.config)
+    if args.subimgs:
+        config = dataclasses.replace(config, N_subimgs=args.subimgs)
+    config = dataclasses.replace(config, augment=False)  # the same patches in every mode
+    if args.single:
+        print(json.dumps(run_single(args.single, config, args.steps)))
+        return
+    forwarded = ["--config", args.config, "--steps", str(args.steps), "--subimgs", str(config.N_subimgs)]
+    rows = common.run_modes("benchmarks.bench_training", args.modes.split(","), forwarded)
+    by_mode = {row["mode"]: row for row in rows}
+    for row in rows:
+        if "published" in by_mode:
+            row["throughput_ratio"] = row["patches_per_second"] / by_mode["published"]["patches_per_second"]
+            row["memory_ratio"] = by_mode["published"]["peak_rss_mb"] / row["peak_rss_mb"]
+    print(
+        f"\nN_subimgs {config.N_subimgs}, patch {config.patch_height}x{config.patch_width}, batch "
+        f"{config.batch_size}, {args.steps} timed steps\n"
+    )
+    common.print_table(
+        [
+            ("mode", "mode", "s"),
+            ("setup_seconds", "patch set-up (s)", ".1f"),
+            ("patches_per_second", "patches/s", ".0f"),
+            ("peak_rss_mb", "peak RSS (MiB)", ".0f"),
+            ("throughput_ratio", "throughput vs published", ".2f"),
+            ("memory_ratio", "x less memory", ".1f"),
+        ],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""configuration.txt: the repo's file and the published one load; every bad value is a UserError naming the key."""
+
+from pathlib import Path
+
+import pytest
+
+from lib.config import load_config
+from lib.errors import UserError
+
+# The published retina-unet configuration.txt, verbatim (none of this project's optional keys).
+PUBLISHED = """\
+[data paths]
+path_local =  ./DRIVE_datasets_training_testing/
+train_imgs_original = DRIVE_dataset_imgs_train.hdf5
+train_groundTruth = DRIVE_dataset_groundTruth_train.hdf5
+train_border_masks = DRIVE_dataset_borderMasks_train.hdf5
+test_imgs_original = DRIVE_dataset_imgs_test.hdf5
+test_groundTruth = DRIVE_dataset_groundTruth_test.hdf5
+test_border_masks = DRIVE_dataset_borderMasks_test.hdf5
+
+
+
+[experiment name]
+name = test
+
+
+[data attributes]
+#Dimensions of the patches extracted from the full images
+patch_height = 48
+patch_width = 48
+
+
+[training settings]
+#number of total patches:
+N_subimgs = 190000
+#if patches are extracted only inside the field of view:
+inside_FOV = False
+#Number of training epochs
+N_epochs = 150
+batch_size = 32
+#if running with nohup
+nohup = True
+
+
+[testing settings]
+#Choose the model to test: best==epoch with min loss, last==last epoch
+best_last = best
+#number of full images for the test (max 20)
+full_images_to_test = 20
+#How many original-groundTrutuh-prediction images are visualized in each image
+N_group_visual = 5
+#Compute average in the prediction, improve results but require more patches to be predicted
+average_mode = True
+#Only if average_mode==True. Stride of the average, lower value require more patches to be predicted
+stride_height = 5
+stride_width = 5
+#if running with nohup
+nohup = False
+"""
+
+
+@pytest.fixture
+def published(tmp_path) -> Path:
+    path = tmp_path / "configuration.txt"
+    path.write_text(PUBLISHED)
+    return path
+
+
+def test_the_repos_configuration_loads(repo):
+    config = load_config(repo / "configuration.txt")
+    assert (config.patch_height, config.patch_width) == (48, 48)
+    assert config.N_subimgs == 190000 and config.N_epochs == 150 and config.batch_size == 32
+    assert config.inside_FOV is False and config.average_mode is True
+    assert (config.stride_height, config.stride_width) == (5, 5)
+    assert config.name == "test" and config.experiment_dir == Path("test")
+    assert config.data_file("train_imgs_original") == Path(
+        "DRIVE_datasets_training_testing/DRIVE_dataset_imgs_train.hdf5"
+    )
+
+
+def test_the_published_configuration_loads_with_published_defaults(published):
+    config = load_config(published)
+    assert config.path_local == Path("DRIVE_datasets_training_testing")
+    assert config.test_border_masks == "DRIVE_dataset_borderMasks_test.hdf5"
+    assert config.N_subimgs == 190000 and config.N_epochs == 150 and config.batch_size == 32
+    assert config.inside_FOV is False
+    assert config.train_nohup is True and config.test_nohup is False  # two 'nohup' keys, one per section
+    assert config.best_last == "best" and config.full_images_to_test == 20 and config.N_group_visual == 5
+    assert config.average_mode is True and (config.stride_height, config.stride_width) == (5, 5)
+    # this project's optional keys take the published behaviour
+    assert config.optimizer == "sgd" and config.learning_rate == 0.01
+    assert config.validation_split == 0.1
+    assert config.patch_source == "in_memory"
+    assert config.whole_image is False and config.flip_tta is False
+    assert config.seed == 42 and config.predict_batch_size == 256
+    assert config.drive_folder == Path("DRIVE")
+    assert config.test_groundTruth_2nd == "DRIVE_dataset_groundTruth2nd_test.hdf5"
+    for key, value in {"augment": False, "lr_schedule": "constant", "precision": "float32"}.items():
+        if hasattr(config, key):
+            assert getattr(config, key) == value
+
+
+def test_the_repo_and_published_files_agree_on_published_keys(repo, published):
+    ours, theirs = load_config(repo / "configuration.txt"), load_config(published)
+    for key in (
+        "path_local", "train_imgs_original", "train_groundTruth", "train_border_masks", "test_imgs_original",
+        "test_groundTruth", "test_border_masks", "patch_height", "patch_width", "N_subimgs", "inside_FOV",
+        "N_epochs", "batch_size", "best_last", "full_images_to_test", "N_group_visual", "average_mode",
+        "stride_height", "stride_width",
+    ):  # fmt: skip
+        assert getattr(ours, key) == getattr(theirs, key), key
+
+
+def replace(text: str, old: str, new: str) -> str:
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    "old, new, fragments",
+    [
+        ("N_subimgs = 190000", "N_subimgs = lots", ["N_subimgs", "whole number"]),
+        ("N_subimgs = 190000", "N_subimgs = 1.5", ["N_subimgs"]),
+        ("N_epochs = 150", "N_epochs = 0", ["N_epochs", "at least 1"]),
+        ("batch_size = 32", "batch_size =", ["batch_size", "empty"]),
+        ("batch_size = 32\n", "", ["batch_size", "missing"]),
+        ("patch_height = 48", "patch_height = 50", ["patch_height", "multiple of 4"]),
+        ("patch_width = 48", "patch_width = 30", ["patch_width", "multiple of 4"]),
+        ("patch_width = 48", "patch_width = abc", ["patch_width"]),
+        ("stride_height = 5", "stride_height = 49", ["stride", "larger than the patch"]),
+        ("stride_width = 5", "stride_width = 0", ["stride_width"]),
+        ("inside_FOV = False", "inside_FOV = maybe", ["inside_FOV", "True or False"]),
+        ("average_mode = True", "average_mode = yes please", ["average_mode"]),
+        ("name = test", "name = ../elsewhere", ["name", "folder name"]),
+        ("name = test", "name = my experiment", ["name"]),
+        ("name = test", "name = ..", ["name"]),
+        ("best_last = best", "best_last = worst", ["best_last"]),
+        ("full_images_to_test = 20", "full_images_to_test = twenty", ["full_images_to_test"]),
+        ("test_border_masks = DRIVE_dataset_borderMasks_test.hdf5\n", "", ["test_border_masks", "missing"]),
+        ("[experiment name]\nname = test\n", "", ["experiment name", "missing"]),
+        ("[testing settings]", "[test settings]", ["testing settings", "missing"]),
+        ("path_local =  ./DRIVE_datasets_training_testing/", "path_local =", ["path_local"]),
+        ("batch_size = 32", "batch_size = 32\nbatch_size = 64", ["batch_size"]),
+        ("[data paths]", "data paths", ["not a valid INI file"]),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path, old, new, fragments):
+    path = tmp_path / "configuration.txt"
+    path.write_text(replace(PUBLISHED, old, new))
+    with pytest.raises(UserError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "section, line, key",
+    [
+        ("training settings", "optimizer = rmsprop", "optimizer"),
+        ("training settings", "learning_rate = fast", "learning_rate"),
+        ("training settings", "learning_rate = 0", "learning_rate"),
+        ("training settings", "validation_split = 1.0", "validation_split"),
+        ("training settings", "seed = -1", "seed"),
+        ("training settings", "patch_source = disk", "patch_source"),
+        ("testing settings", "whole_image = sometimes", "whole_image"),
+        ("testing settings", "predict_batch_size = 0", "predict_batch_size"),
+    ],
+)
+def test_bad_optional_values_name_the_key(tmp_path, section, line, key):
+    path = tmp_path / "configuration.txt"
+    path.write_text(replace(PUBLISHED, f"[{section}]\n", f"[{section}]\n{line}\n"))
+    with pytest.raises(UserError, match=key):
+        load_config(path)
+
+
+def test_missing_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="configuration file not found"):
+        load_config(tmp_path / "nope.txt")
+
+
+def test_a_folder_is_not_a_configuration(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_config(tmp_path)
+
+
+def test_binary_garbage_is_a_user_error(tmp_path):
+    path = tmp_path / "configuration.txt"
+    path.write_bytes(b"\xff\xfe\x00garbage\x89")
+    with pytest.raises(UserError, match="configuration.txt"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "word, value",
+    [("True", True), ("true", True), ("yes", True), ("1", True), ("FALSE", False), ("no", False), ("0", False)],
+)
+def test_booleans(tmp_path, word, value):
+    path = tmp_path / "configuration.txt"
+    path.write_text(replace(PUBLISHED, "inside_FOV = False", f"inside_FOV = {word}"))
+    assert load_config(path).inside_FOV is value
+
+
+def test_inline_comments_are_ignored(tmp_path):
+    path = tmp_path / "configuration.txt"
+    path.write_text(replace(PUBLISHED, "N_epochs = 150", "N_epochs = 7   # a few"))
+    assert load_config(path).N_epochs == 7
+
+
+def test_the_write_config_fixture(write_config, tmp_path):
+    config = load_config(write_config(tiny=True, overrides={"testing settings": {"whole_image": "True"}}))
+    assert config.path_local == tmp_path / "data"
+    assert config.name == "exp" and Path.cwd() == tmp_path  # ./exp lands in tmp_path
+    assert (config.patch_height, config.N_epochs, config.whole_image) == (16, 2, True)
+    dropped = write_config(drop=[("testing settings", "whole_image")], filename="other.txt")
+    assert load_config(dropped).whole_image is False

@@ -1,0 +1,85 @@
+"""Test-time prediction: the published patch pipeline (pad, overlapping patches, average, crop) and whole images."""
+
+import keras
+import numpy as np
+import pytest
+
+from benchmarks.published import extract_ordered_overlap, paint_border_overlap, recompone_overlap
+from src.model import build_unet
+from src.prediction import predict_by_patches, predict_patches, predict_whole
+
+
+class Echo:
+    """A stand-in model whose vessel probability is the input pixel itself (channels last, 2 classes)."""
+
+    def __init__(self):
+        self.batch_sizes = []
+
+    def predict(self, x, batch_size=None, verbose=0):
+        self.batch_sizes.append(batch_size)
+        x = np.asarray(x, dtype=np.float32)
+        return np.concatenate([1 - x, x], axis=-1)
+
+
+class RowIndex(Echo):
+    """A model that is not flip-equivariant: it outputs each pixel's row position in its input."""
+
+    def predict(self, x, batch_size=None, verbose=0):
+        rows = np.broadcast_to(np.linspace(0, 1, x.shape[1])[None, :, None, None], x.shape).astype(np.float32)
+        return np.concatenate([1 - rows, rows], axis=-1)
+
+
+def test_predict_patches_returns_the_vessel_channel():
+    patches = np.random.default_rng(0).random((5, 1, 8, 8)).astype(np.float32)
+    model = Echo()
+    out = predict_patches(model, patches, batch_size=3)
+    assert out.shape == (5, 8, 8) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, patches[:, 0])
+    assert model.batch_sizes == [3]
+
+
+@pytest.mark.parametrize(
+    "size, patch, stride", [((37, 45), (16, 16), (5, 5)), ((32, 32), (16, 16), (16, 16)), ((30, 41), (8, 12), (3, 7))]
+)
+def test_predict_by_patches_of_an_echo_is_the_image(size, patch, stride):
+    image = np.random.default_rng(1).random((1, *size)).astype(np.float32)
+    out = predict_by_patches(Echo(), image, patch, stride, batch_size=64)
+    assert out.shape == size and out.dtype == np.float32
+    np.testing.assert_allclose(out, image[0], rtol=1e-6)
+
+
+def test_predict_by_patches_equals_the_published_pipeline():
+    """get_data_testing_overlap + model.predict + pred_to_imgs + recompone_overlap + crop, with a real U-Net."""
+    keras.utils.set_random_seed(4)
+    model = build_unet(16, 16)
+    image = np.random.default_rng(4).random((1, 30, 27)).astype(np.float32)
+    patch, stride = (16, 16), (5, 5)
+    padded = paint_border_overlap(image[None], *patch, *stride)
+    patches = extract_ordered_overlap(padded, *patch, *stride)
+    predictions = model.predict(patches.transpose(0, 2, 3, 1).astype(np.float32), batch_size=32, verbose=0)
+    vessel = predictions[..., 1][:, None]  # pred_to_imgs(..., "original")
+    published, _ = recompone_overlap(vessel, padded.shape[2], padded.shape[3], *stride)
+    published = published[0, 0, :30, :27]
+    ours = predict_by_patches(model, image, patch, stride, batch_size=32)
+    np.testing.assert_allclose(ours, published, atol=1e-6)
+
+
+def test_predict_whole_pads_to_multiples_of_4_and_crops():
+    image = np.random.default_rng(2).random((1, 30, 27)).astype(np.float32)
+    model = Echo()
+    out = predict_whole(model, image)
+    assert out.shape == (30, 27) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, image[0])
+    keras_out = predict_whole(build_unet(), image)  # a real U-Net needs the padding
+    assert keras_out.shape == (30, 27)
+
+
+def test_flip_averaging_undoes_each_flip():
+    image = np.random.default_rng(3).random((1, 12, 9)).astype(np.float32)
+    np.testing.assert_allclose(predict_whole(Echo(), image, flips=True), image[0], rtol=1e-6)
+    # a model that outputs the row position: the vertical flips, undone, average every row to the middle...
+    rows = predict_whole(RowIndex(), image, flips=True)
+    assert rows.shape == (12, 9)
+    # ...of the padded 12-row image: (r + (11 - r)) / 11 / 2 = 0.5 for every pixel
+    np.testing.assert_allclose(rows, 0.5, atol=1e-6)
+    np.testing.assert_allclose(predict_whole(RowIndex(), image)[:, 0], np.linspace(0, 1, 12), atol=1e-6)
