@@ -10,14 +10,14 @@ from lib.config import load_config
 from lib.errors import UserError
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the common ``--config`` option."""
+def parser(description: str, config: str = "configuration.txt") -> argparse.ArgumentParser:
+    """An argument parser with the common ``--config`` option (default ``./<config>``)."""
     result = argparse.ArgumentParser(description=description)
     result.add_argument(
         "--config",
-        default="configuration.txt",
+        default=config,
         type=Path,
-        help="the experiment's INI configuration (default: ./configuration.txt)",
+        help=f"the experiment's INI configuration (default: ./{config})",
     )
     return result
 

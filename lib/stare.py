@@ -1,0 +1,181 @@
+"""STARE as distributed, its detected FOV masks, and the ``[leave-one-out]`` settings of configuration_STARE.txt.
+
+STARE's vessel page ships the 20 photographs (``stare-images/imXXXX.ppm.gz``) and two observers' labels:
+``labels-ah`` (A. Hoover, the ground truth) and ``labels-vk`` (V. Kouznetsova, the human reference).
+It ships no FOV masks: as published, the FOV is found from the image colour (``lib.fov.detect_fov``:
+red-channel threshold from the image's own levels, largest component, holes filled, rim eroded).
+"""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lib import cli
+from lib.config import Section, read_ini
+from lib.datasets import write_hdf5
+from lib.errors import UserError
+from lib.fov import detect_fov, fov_stats
+from lib.imageio import read_binary, read_rgb, write_png, write_text
+from lib.visualize import group_images
+
+CONFIG_FILE = "configuration_STARE.txt"
+PUBLISHED_COUNT = 20  # the labelled STARE images of the published leave-one-out
+STARE_HELP = (
+    "download stare-images.tar, labels-ah.tar and labels-vk.tar from https://cecas.clemson.edu/~ahoover/stare/ "
+    "(vessel segmentation) and unpack them into one folder"
+)
+ID = re.compile(r"im\d{4}")
+# HDF5 key: (folder, file name with the id as group 1); the files may be gzipped or plain.
+LAYOUT = {
+    "imgs": ("stare-images", r"(im\d{4})\.ppm(?:\.gz)?"),
+    "groundTruth": ("labels-ah", r"(im\d{4})\.ah\.ppm(?:\.gz)?"),
+    "groundTruth2nd": ("labels-vk", r"(im\d{4})\.vk\.ppm(?:\.gz)?"),
+}
+# STARE has no train/test split: every array goes to the test_* file the leave-one-out reads.
+OUTPUTS = {
+    "imgs": "test_imgs_original",
+    "groundTruth": "test_groundTruth",
+    "groundTruth2nd": "test_groundTruth_2nd",
+    "borderMasks": "test_border_masks",
+}
+IDS_FILE = "STARE_dataset_ids.txt"  # in path_local: the image ids, in the order of the HDF5 files
+PREVIEW_FILE = "STARE_FOV_masks.png"  # in path_local: every image with its detected FOV outlined
+
+
+@dataclasses.dataclass(frozen=True)
+class LeaveOneOut:
+    stare_folder: Path
+    folds: tuple[str, ...] | None  # the held-out image ids to run; None: every image
+    results_folder: Path
+
+
+def parser(description: str):
+    """lib.cli's parser, reading ./configuration_STARE.txt unless --config says otherwise."""
+    return cli.parser(description, config=CONFIG_FILE)
+
+
+def load_leave_one_out(path) -> LeaveOneOut:
+    """The ``[leave-one-out]`` section of the configuration file at ``path``."""
+    path = Path(path)
+    section = Section(read_ini(path), path, "leave-one-out")
+    return LeaveOneOut(
+        stare_folder=Path(section.text("stare_folder", "./STARE")),
+        folds=parse_folds(section.text("folds", "all"), f"{section.where} folds"),
+        results_folder=Path(section.text("results_folder", "./STARE_results")),
+    )
+
+
+def parse_folds(text: str, where: str) -> tuple[str, ...] | None:
+    """``all`` → None, else the ids held out, in the given order: ``im0001, im0082`` (commas or spaces)."""
+    if text.strip().lower() == "all":
+        return None
+    ids = [item for item in re.split(r"[\s,]+", text.strip()) if item]
+    bad = [item for item in ids if not ID.fullmatch(item)]
+    if bad or not ids:
+        raise UserError(f"{where} = '{text}' is not 'all' or STARE ids; write e.g. all, or im0001, im0082")
+    return tuple(dict.fromkeys(ids))
+
+
+def _listing(root: Path, folder: str, pattern: str) -> dict[str, Path]:
+    """The files of ``root/folder`` named like ``pattern``, by id; other files are ignored."""
+    directory = root / folder
+    if not directory.is_dir():
+        raise UserError(f"{directory}: folder not found; {STARE_HELP}")
+    found = {}
+    for path in sorted(directory.iterdir()):
+        if match := re.fullmatch(pattern, path.name):
+            if match.group(1) in found:
+                raise UserError(f"{path}: {found[match.group(1)].name} holds the same image; keep one of the two")
+            found[match.group(1)] = path
+    return found
+
+
+def read_stare(root) -> dict[str, np.ndarray]:
+    """Images (N,3,H,W), ah and vk labels and detected FOV masks (N,1,H,W), uint8 0/255, and ids.
+
+    Every image needs both labels, and every label its image; all of one size.
+    """
+    root = Path(root)
+    files = {key: _listing(root, folder, pattern) for key, (folder, pattern) in LAYOUT.items()}
+    ids = sorted(files["imgs"])
+    if len(ids) < 2:
+        raise UserError(f"{root / 'stare-images'}: {len(ids)} images named like im0001.ppm.gz; "
+                        f"the leave-one-out needs at least 2; {STARE_HELP}")
+    for key in ("groundTruth", "groundTruth2nd"):
+        folder = root / LAYOUT[key][0]
+        missing, orphans = sorted(set(ids) - set(files[key])), sorted(set(files[key]) - set(ids))
+        if missing or orphans:
+            problem = f"no label for {', '.join(missing[:3])}" if missing else f"no image for {', '.join(orphans[:3])}"
+            raise UserError(
+                f"{folder}: {len(files[key])} labels for the {len(ids)} images of stare-images/ ({problem}"
+                f"{' ...' if len(missing or orphans) > 3 else ''}); every image needs its label: {STARE_HELP}"
+            )
+    arrays = {"imgs": [], "groundTruth": [], "groundTruth2nd": [], "borderMasks": []}
+    for image_id in ids:
+        path = files["imgs"][image_id]
+        image = read_rgb(path)
+        if arrays["imgs"] and image.shape[:2] != arrays["imgs"][0].shape[1:]:
+            raise UserError(f"{path}: size {image.shape[1::-1]} differs from the first image's "
+                            f"{arrays['imgs'][0].shape[:0:-1]}; all images must have one size")
+        for key in ("groundTruth", "groundTruth2nd"):
+            plane = read_binary(files[key][image_id])
+            if plane.shape != image.shape[:2]:
+                raise UserError(f"{files[key][image_id]}: size {plane.shape[::-1]} differs from its image's "
+                                f"{image.shape[1::-1]}")
+            arrays[key].append(plane[None])
+        try:
+            mask = detect_fov(image)
+        except UserError as error:
+            raise UserError(f"{path}: {error}") from None
+        arrays["imgs"].append(image.transpose(2, 0, 1))
+        arrays["borderMasks"].append(mask[None])
+    return {key: np.stack(planes) for key, planes in arrays.items()} | {"ids": np.array(ids)}
+
+
+def fov_preview(images: np.ndarray, masks: np.ndarray, ids, per_row: int = 5, tile_width: int = 350) -> np.ndarray:
+    """One RGB picture: every image (N,3,H,W) scaled to ``tile_width``, its FOV mask (N,1,H,W) outlined in
+    green, with its id and FOV share."""
+    tiles = []
+    for image, mask, image_id in zip(images, masks, ids, strict=True):
+        scale = tile_width / image.shape[2]
+        tile = cv2.resize(image.transpose(1, 2, 0), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        outline = cv2.resize(mask[0], tile.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(outline, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(tile, contours, -1, (0, 255, 0), thickness=2)
+        label = f"{image_id}  FOV {np.count_nonzero(mask) / mask.size:.1%}"
+        for color, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+            cv2.putText(tile, label, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, color, thickness, cv2.LINE_AA)
+        tiles.append(tile.transpose(2, 0, 1))
+    per_row = min(per_row, len(tiles))
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % per_row)
+    return group_images(np.stack(tiles), per_row)
+
+
+def prepare(config, root) -> dict:
+    """Read STARE from ``root`` and write the HDF5 files, the ids and the FOV preview into path_local.
+
+    Returns the arrays (as ``read_stare``), ``written`` (the paths) and ``fov`` (lib.fov.fov_stats per image).
+    """
+    arrays = read_stare(root)
+    written = []
+    for key, config_key in OUTPUTS.items():
+        write_hdf5(config.data_file(config_key), arrays[key])
+        written.append(config.data_file(config_key))
+    write_text(config.path_local / IDS_FILE, "".join(f"{image_id}\n" for image_id in arrays["ids"]))
+    write_png(config.path_local / PREVIEW_FILE, fov_preview(arrays["imgs"], arrays["borderMasks"], arrays["ids"]))
+    written += [config.path_local / IDS_FILE, config.path_local / PREVIEW_FILE]
+    return arrays | {"written": written, "fov": [fov_stats(mask[0]) for mask in arrays["borderMasks"]]}
+
+
+def prepared_ids(config) -> list[str]:
+    """The ids prepare_datasets_STARE.py wrote, in the order of the HDF5 files."""
+    path = config.path_local / IDS_FILE
+    if not path.is_file():
+        raise UserError(f"{path}: not found; run prepare_datasets_STARE.py first")
+    ids = path.read_text().split()
+    if not ids or not all(ID.fullmatch(image_id) for image_id in ids):
+        raise UserError(f"{path}: not a list of STARE ids; re-run prepare_datasets_STARE.py")
+    return ids

@@ -1,0 +1,253 @@
+"""STARE: reading the download, the detected FOV masks, the leave-one-out end to end on a synthetic STARE
+(resume, rerun, cross-dataset), and the real STARE preparation where the data exists."""
+
+import gzip
+import json
+import shutil
+
+import numpy as np
+import pytest
+from helpers import REPO, assert_ok, assert_user_error, make_config, read_ini, run_script
+from PIL import Image
+
+from lib import stare
+from lib.config import load_config
+from lib.datasets import load_hdf5
+from lib.errors import UserError
+from lib.imageio import read_binary
+from lib.synthetic import FOV_RADIUS_FRACTION, STARE_IDS, write_synthetic_stare
+from src.leave_one_out import run_cross_dataset, run_leave_one_out
+
+IDS = list(STARE_IDS[:3])
+SIZE = {"height": 72, "width": 84}
+STARE_CONFIG = REPO / stare.CONFIG_FILE
+
+
+def tiny_overrides(stare_folder) -> dict:
+    """configuration_STARE.txt cut down to seconds: 3 images of 72x84, 16x16 patches, 1 epoch, stride 8."""
+    return {
+        "data attributes": {"patch_height": 16, "patch_width": 16},
+        "training settings": {"N_subimgs": 64, "N_epochs": 1, "batch_size": 16, "learning_rate": 0.05,
+                              "inside_FOV": True},
+        "testing settings": {"full_images_to_test": 3, "stride_height": 8, "stride_width": 8,
+                             "predict_batch_size": 128},
+        "leave-one-out": {"stare_folder": stare_folder},
+    }
+
+
+@pytest.fixture(scope="module")
+def synthetic_stare(tmp_path_factory):
+    """A fake STARE of 3 images shared by the module: do not modify it."""
+    root = tmp_path_factory.mktemp("synthetic") / "STARE"
+    write_synthetic_stare(root, ids=IDS, seed=0, **SIZE)
+    return root
+
+
+@pytest.fixture
+def damaged(synthetic_stare, tmp_path):
+    """A private copy of the fake STARE that a test may damage."""
+    return shutil.copytree(synthetic_stare, tmp_path / "STARE")
+
+
+def test_read_stare_shapes_labels_and_fov(synthetic_stare):
+    arrays = stare.read_stare(synthetic_stare)
+    assert list(arrays["ids"]) == IDS
+    assert arrays["imgs"].shape == (3, 3, 72, 84)
+    for key in ("groundTruth", "groundTruth2nd", "borderMasks"):
+        assert arrays[key].shape == (3, 1, 72, 84) and arrays[key].dtype == np.uint8
+        assert set(np.unique(arrays[key])) == {0, 255}
+    ah = read_binary(synthetic_stare / "labels-ah" / "im0002.ah.ppm.gz")
+    np.testing.assert_array_equal(arrays["groundTruth"][1, 0], ah)
+    ys, xs = np.ogrid[:72, :84]
+    disc = np.hypot(xs - 84 // 2, ys - 72 // 2) <= FOV_RADIUS_FRACTION * 72  # the synthetic FOV
+    for mask in arrays["borderMasks"][:, 0] > 0:
+        assert (mask & disc).sum() / (mask | disc).sum() > 0.9
+
+
+def test_plain_ppm_files_read_like_gzipped_ones(synthetic_stare, damaged):
+    for path in damaged.rglob("*.gz"):
+        path.with_suffix("").write_bytes(gzip.decompress(path.read_bytes()))
+        path.unlink()
+    plain, gzipped = stare.read_stare(damaged), stare.read_stare(synthetic_stare)
+    for key in ("imgs", "groundTruth", "groundTruth2nd", "borderMasks"):
+        np.testing.assert_array_equal(plain[key], gzipped[key])
+
+
+@pytest.mark.parametrize(
+    "damage, fragment",
+    [
+        (lambda root: (root / "labels-ah" / "im0002.ah.ppm.gz").unlink(), "no label for im0002"),
+        (lambda root: (root / "labels-vk" / "im0003.vk.ppm.gz").unlink(), "no label for im0003"),
+        (lambda root: (root / "stare-images" / "im0003.ppm.gz").unlink(), "no image for im0003"),
+        (lambda root: (root / "stare-images" / "im0002.ppm.gz").write_bytes(b"\x1f\x8b junk"), "not a readable"),
+        (lambda root: (root / "stare-images" / "im0002.ppm").write_bytes(b"P6"), "holds the same image"),
+        (lambda root: shutil.rmtree(root / "labels-vk"), "folder not found"),
+    ],
+    ids=["missing-ah", "missing-vk", "label-without-image", "bad-gzip", "duplicate", "no-vk-folder"],
+)
+def test_bad_input_names_the_problem(damaged, damage, fragment):
+    damage(damaged)
+    with pytest.raises(UserError, match=fragment):
+        stare.read_stare(damaged)
+
+
+def test_a_single_image_is_not_enough(tmp_path):
+    write_synthetic_stare(tmp_path, ids=IDS[:1], **SIZE)
+    with pytest.raises(UserError, match="at least 2"):
+        stare.read_stare(tmp_path)
+
+
+def test_prepare_script_writes_hdf5_ids_preview_and_fov_shares(synthetic_stare, tmp_path):
+    config = make_config(tmp_path, base=STARE_CONFIG, overrides=tiny_overrides(synthetic_stare))
+    result = run_script("prepare_datasets_STARE.py", "--config", config, cwd=tmp_path)
+    assert_ok(result)
+    data = tmp_path / "data"
+    assert load_hdf5(data / "STARE_dataset_imgs.hdf5", channels=3).shape == (3, 3, 72, 84)
+    for name in ("groundTruth", "groundTruth2nd", "borderMasks"):
+        assert load_hdf5(data / f"STARE_dataset_{name}.hdf5", channels=1).shape == (3, 1, 72, 84)
+    assert (data / stare.IDS_FILE).read_text().split() == IDS
+    assert (data / stare.PREVIEW_FILE).stat().st_size > 0
+    for image_id in IDS:
+        assert f"  {image_id}  " in result.stdout and "% of the image" in result.stdout
+
+
+def test_prepare_script_bad_input_is_one_line(damaged, tmp_path):
+    (damaged / "labels-ah" / "im0001.ah.ppm.gz").unlink()
+    config = make_config(tmp_path, base=STARE_CONFIG)
+    result = run_script("prepare_datasets_STARE.py", "--config", config, "--stare", damaged, cwd=tmp_path)
+    assert_user_error(result, "labels-ah", "no label for im0001")
+
+
+def test_leave_one_out_section(tmp_path):
+    settings = stare.load_leave_one_out(STARE_CONFIG)
+    assert settings.folds is None and settings.results_folder.name == "STARE_results"
+    config = make_config(tmp_path, base=STARE_CONFIG, overrides={"leave-one-out": {"folds": "im0082, im0001 im0082"}})
+    assert stare.load_leave_one_out(config).folds == ("im0082", "im0001")
+    config = make_config(tmp_path, base=STARE_CONFIG, overrides={"leave-one-out": {"folds": "0001"}})
+    with pytest.raises(UserError, match=r"\[leave-one-out\] folds"):
+        stare.load_leave_one_out(config)
+    config = make_config(tmp_path, base=STARE_CONFIG, drop=[("leave-one-out", None)])
+    with pytest.raises(UserError, match=r"section \[leave-one-out\] is missing"):
+        stare.load_leave_one_out(config)
+
+
+def test_the_repo_configuration_is_the_published_protocol():
+    config = load_config(STARE_CONFIG)
+    assert config.N_subimgs == 19 * 9500 and (config.patch_height, config.patch_width) == (48, 48)
+    assert (config.stride_height, config.stride_width, config.full_images_to_test) == (5, 5, 20)
+    assert config.data_file("train_imgs_original") == config.data_file("test_imgs_original")
+
+
+@pytest.fixture(scope="module")
+def loo_run(synthetic_stare, tmp_path_factory):
+    """Prepare, then run the whole leave-one-out (3 folds) with the scripts, as a user would."""
+    folder = tmp_path_factory.mktemp("loo")
+    overrides = tiny_overrides(synthetic_stare)
+    overrides["training settings"]["nohup"] = True
+    config = make_config(folder, base=STARE_CONFIG, overrides=overrides)
+    assert_ok(run_script("prepare_datasets_STARE.py", "--config", config, cwd=folder))
+    result = run_script("run_stare_leave_one_out.py", "--config", config, cwd=folder)
+    assert_ok(result)
+    return folder, result
+
+
+@pytest.fixture
+def loo_copy(loo_run, tmp_path, monkeypatch):
+    """A private copy of the finished run, as the working directory, with in-process settings (no log files)."""
+    folder = shutil.copytree(loo_run[0], tmp_path / "loo")
+    monkeypatch.chdir(folder)
+    parser = read_ini(folder / "configuration.txt")
+    parser["training settings"]["nohup"] = "False"
+    with open(folder / "configuration.txt", "w") as handle:
+        parser.write(handle)
+    return folder
+
+
+def test_leave_one_out_writes_table_pictures_and_folds(loo_run):
+    folder, result = loo_run
+    results = folder / "STARE_results"
+    rows = [json.loads((folder / "STARE_leave_one_out" / i / "result.json").read_text()) for i in IDS]
+    assert [row["id"] for row in rows] == IDS
+    for row in rows:
+        assert 0 <= row["auc_roc"] <= 1 and row["pixels"] > 0 and "second_observer" in row
+        assert row["mode"]["stride"] == [8, 8] and not row["mode"]["whole_image"]
+    for image_id in IDS:
+        assert (folder / "STARE_leave_one_out" / image_id / "training.log").is_file()  # nohup = True
+        picture = np.asarray(Image.open(results / f"{image_id}.png"))
+        assert picture.shape == (3 * 72, 84)  # original, ground truth, prediction, top to bottom
+    auc = np.array([row["auc_roc"] for row in rows])
+    markdown = (results / "leave_one_out.md").read_text().splitlines()
+    assert markdown[:2] == ["| STARE image| AUC ROC|", "| ---------- |:------:|"]
+    assert markdown[2] == f"| im0001.ppm | {auc[0]:.4f} |".replace(" 0.", " .")
+    short = f"{auc.mean():.4f} +- {auc.std(ddof=1):.4f}".replace("0.", ".")
+    assert f"__AVERAGE:   {short}__" in markdown
+    assert any(line.startswith("| second observer (vk) vs ground truth (ah) | 3 |") for line in markdown)
+    csv_lines = (results / "leave_one_out.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("image,auc_roc,") and [line.split(",")[0] for line in csv_lines[1:]] == [
+        *IDS, "mean", "std"]
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["folds"] == 3 and summary["auc_roc_std"] == pytest.approx(auc.std(ddof=1))
+    assert 0.5 < summary["second_observer"]["f1"] < 1
+    assert "leave-one-out, 3 of 3 folds" in result.stdout
+
+
+def test_a_rerun_skips_finished_folds(loo_copy, capsys):
+    before = (loo_copy / "STARE_results" / "leave_one_out.md").read_text()
+    config = loo_copy / "configuration.txt"
+    run_leave_one_out(load_config(config), stare.load_leave_one_out(config))
+    assert capsys.readouterr().out.count("finished earlier") == 3
+    assert (loo_copy / "STARE_results" / "leave_one_out.md").read_text() == before
+
+
+def test_an_interrupted_fold_resumes_its_training(loo_copy, capsys):
+    config = loo_copy / "configuration.txt"
+    parser = read_ini(config)
+    parser["training settings"]["N_epochs"] = "2"
+    with open(config, "w") as handle:
+        parser.write(handle)
+    fold = loo_copy / "STARE_leave_one_out" / "im0002"
+    (fold / "result.json").unlink()  # as if stopped after epoch 1 of 2
+    run_leave_one_out(load_config(config), stare.load_leave_one_out(config), folds=("im0002", "im0003"))
+    out = capsys.readouterr().out
+    assert "resuming after epoch 1" in out and "im0003: finished earlier" in out
+    assert len((fold / "training_history.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    assert (fold / "result.json").is_file()
+
+
+def test_unknown_fold_is_refused(loo_copy):
+    config = loo_copy / "configuration.txt"
+    with pytest.raises(UserError, match="im0082 is not among the prepared"):
+        run_leave_one_out(load_config(config), stare.load_leave_one_out(config), folds=("im0082",))
+
+
+def test_cross_dataset_adds_its_row(loo_copy):
+    config = loo_copy / "configuration.txt"
+    weights = loo_copy / "STARE_leave_one_out" / "im0001" / "STARE_leave_one_out_best.weights.h5"
+    summary = run_cross_dataset(load_config(config), stare.load_leave_one_out(config), weights)
+    cross = summary["cross_dataset"]
+    out = loo_copy / "STARE_results" / "cross_dataset_STARE_leave_one_out_best"
+    assert cross["images"] == 3 and cross["mode"]["whole_image"]
+    assert sorted(path.name for path in out.glob("*.png")) == [f"{image_id}.png" for image_id in IDS]
+    assert (out / "cross_dataset.md").read_text().startswith("| STARE image| AUC ROC|")
+    markdown = (loo_copy / "STARE_results" / "leave_one_out.md").read_text()
+    assert "| U-Net trained on DRIVE (STARE_leave_one_out_best, whole image) | 3 |" in markdown
+
+
+def test_cross_dataset_with_the_published_weights(loo_copy, legacy_weights):
+    config = loo_copy / "configuration.txt"
+    cross = run_cross_dataset(load_config(config), stare.load_leave_one_out(config), legacy_weights)["cross_dataset"]
+    assert cross["pooled"]["auc_roc"] > 0.8  # the published DRIVE model finds the synthetic vessels
+
+
+def test_real_stare_preparation_and_fov(stare_root, tmp_path):
+    config = load_config(make_config(tmp_path, base=STARE_CONFIG))
+    prepared = stare.prepare(config, stare_root)
+    assert list(prepared["ids"]) == list(STARE_IDS)
+    assert prepared["imgs"].shape == (20, 3, 605, 700)
+    assert prepared["groundTruth"].shape == prepared["groundTruth2nd"].shape == (20, 1, 605, 700)
+    for fov in prepared["fov"]:
+        assert 0.70 < fov["share"] < 0.80 and fov["components"] == 1
+        assert 640 < fov["diameter"] < 700  # the same camera field in every photo
+    fov, vessels = prepared["borderMasks"][:, 0] > 0, prepared["groundTruth"][:, 0] > 0
+    assert (vessels & ~fov).sum() < 0.01 * vessels.sum()  # the labelled vessels lie inside the detected FOV
+    assert all(path.is_file() for path in prepared["written"])
