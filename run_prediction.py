@@ -1,0 +1,116 @@
+"""Segment the vessels of your own fundus photographs (any camera, size and format) with a trained U-Net."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from lib.cli import run_cli
+from lib.metrics import THRESHOLD
+from src.segment import (
+    DRIVE_FOV_DIAMETER,
+    MIN_SIDE,
+    PATCH_HW,
+    RESCALE_TOLERANCE,
+    SUMMARY,
+    Options,
+    segment,
+    weights_of,
+)
+
+REPO = Path(__file__).resolve().parent
+EPILOG = f"""\
+Writes per image <id>_probability.png (8-bit), <id>_vessels.png (probability >= threshold),
+<id>_overlay.png (vessels tinted on the photograph) and <id>_fov.png (the FOV used), and
+{SUMMARY}; <id> is the file name before its first dot. Outside the FOV everything is 0.
+
+examples:
+  python run_prediction.py photos/ -o vessels/
+  python run_prediction.py "photos/*.jpg" --masks masks/ --flips
+  python run_prediction.py STARE/stare-images -o stare/ --labels STARE/labels-ah
+"""
+
+
+def bounded(kind, low, high):
+    """An argparse type: ``kind`` within [low, high]."""
+
+    def convert(text):
+        value = kind(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
+        return value
+
+    return convert
+
+
+def parser() -> argparse.ArgumentParser:
+    result = argparse.ArgumentParser(
+        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    result.add_argument(
+        "images",
+        nargs="+",
+        help="image files, folders or quoted glob patterns: .jpg .jpeg .png .tif .tiff .gif .ppm .ppm.gz",
+    )
+    result.add_argument("-o", "--output", type=Path, default=Path("predictions"), help="output folder (./predictions)")
+    result.add_argument(
+        "--model",
+        type=Path,
+        default=REPO / "test",
+        help="experiment folder whose <name>_best.weights.h5 is used (default: the shipped reference model, test/)",
+    )
+    result.add_argument(
+        "--weights",
+        type=Path,
+        help="a weights file instead: this project's .weights.h5 or the published Keras-1 test_best_weights.h5",
+    )
+    result.add_argument(
+        "--masks",
+        help="FOV masks (white inside), a folder or quoted pattern, matched by the name before the first dot "
+        "(a trailing _mask ignored); default: detect the FOV",
+    )
+    result.add_argument(
+        "--labels",
+        help="manual vessel labels, a folder or quoted pattern, matched the same way (im0001.ah.ppm.gz labels "
+        "im0001.ppm.gz): adds AUC ROC, F1, accuracy, sensitivity and specificity inside the FOV",
+    )
+    scale = result.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--fov-diameter",
+        type=bounded(float, MIN_SIDE, 10_000),
+        default=DRIVE_FOV_DIAMETER,
+        help=f"rescale each image so its FOV is this many px across (default {DRIVE_FOV_DIAMETER}, DRIVE's); "
+        f"within {RESCALE_TOLERANCE:.0%}% the image is left alone",
+    )
+    scale.add_argument("--no-rescale", action="store_true", help="predict at each photograph's own scale")
+    mode = result.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--stride",
+        type=bounded(int, 1, PATCH_HW[0]),
+        help=f"average overlapping {PATCH_HW[0]}x{PATCH_HW[1]} patches at this stride (published, slower) "
+        "instead of predicting the whole image at once",
+    )
+    mode.add_argument("--flips", action="store_true", help="average the image's 4 flips (whole image, 4x slower)")
+    result.add_argument(
+        "--threshold",
+        type=bounded(float, 0, 1),
+        default=THRESHOLD,
+        help=f"vessel when the probability is at least this (default {THRESHOLD})",
+    )
+    return result
+
+
+def main(argv=None) -> int:
+    """Run the segmentation; the exit status is 1 when any input failed."""
+    args = parser().parse_args(argv)
+    options = Options(
+        fov_diameter=None if args.no_rescale else args.fov_diameter,
+        stride=args.stride,
+        flips=args.flips,
+        threshold=args.threshold,
+    )
+    weights = args.weights or weights_of(args.model)
+    return 1 if segment(args.images, args.output, weights, options, args.masks, args.labels) else 0
+
+
+if __name__ == "__main__":
+    run_cli(lambda: sys.exit(main()))
