@@ -3,7 +3,9 @@
 import argparse
 import contextlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from lib.config import load_config
@@ -26,16 +28,30 @@ def config_from(args):
     return load_config(args.config)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a plain ``kill``), raised like Ctrl-C so that partial files are discarded on the way out."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def run_cli(main) -> None:
-    """Run a script's ``main()``; a UserError or Ctrl-C becomes one line on stderr and a non-zero exit."""
+    """Run a script's ``main()``; a UserError, Ctrl-C or kill becomes one line on stderr and a non-zero exit
+    (1 for bad input, 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them)."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         main()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print("\ninterrupted: finished files are intact, partial ones were discarded", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(143 if isinstance(stop, Terminated) else 130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

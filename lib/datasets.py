@@ -45,10 +45,9 @@ def read_drive_split(root, split: str, second_observer: bool = False) -> dict[st
         image_path = root / split / "images" / f"{image_id}_{split}.tif"
         image = read_rgb(image_path)
         if arrays["imgs"] and image.shape[:2] != arrays["imgs"][0].shape[1:]:
-            first = arrays["imgs"][0].shape[:0:-1]
             raise UserError(
-                f"{image_path}: size {image.shape[1::-1]} differs from the first image's {first}; "
-                "all images of a split must have one size"
+                f"{image_path}: size {_size(image.shape[:2])} differs from the first image's "
+                f"{_size(arrays['imgs'][0].shape[1:])}; all images of a split must have one size"
             )
         sources = {
             "groundTruth": root / split / "1st_manual" / label_name.format(id=image_id),
@@ -62,9 +61,17 @@ def read_drive_split(root, split: str, second_observer: bool = False) -> dict[st
                 raise UserError(f"{path}: missing for image {image_id}; {DRIVE_HELP}")
             plane = read_binary(path)
             if plane.shape != image.shape[:2]:
-                raise UserError(f"{path}: size {plane.shape[::-1]} differs from its image's {image.shape[1::-1]}")
+                raise UserError(
+                    f"{path}: size {_size(plane.shape)} differs from its image's {_size(image.shape[:2])}; "
+                    "use the label or mask that belongs to this image"
+                )
             arrays[key].append(plane[None])
     return {key: np.stack(planes) for key, planes in arrays.items()} | {"ids": np.array(ids)}
+
+
+def _size(shape) -> str:
+    """(height, width) as a user reads it: "584x565 (height x width)"."""
+    return f"{shape[0]}x{shape[1]} (height x width)"
 
 
 def write_hdf5(path, array: np.ndarray) -> None:

@@ -13,7 +13,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from lib.errors import UserError
 
@@ -42,6 +42,10 @@ def _open(path: Path) -> Image.Image:
         raise UserError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder, not an image file") from None
+    except UnidentifiedImageError:
+        raise UserError(
+            f"{path}: not a readable image (no known image format); re-download or replace the file"
+        ) from None
     except _DECODING_ERRORS as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"{path}: not a readable image ({reason}); re-download or replace the file") from None

@@ -98,7 +98,9 @@ def load_weights(model: keras.Model, path) -> None:
             warnings.simplefilter("ignore")
             model.load_weights(path)
     except (ValueError, OSError, KeyError, TypeError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = reason.split(". Example error message")[0].rstrip(".:")  # Keras adds a multi-line example
         raise UserError(
-            f"{path}: not weights of this U-Net ({first_line}); check [data attributes] and the file"
+            f"{path}: not weights of this U-Net ({reason}); pass a .weights.h5 written by run_training.py "
+            "or the published test_best_weights.h5"
         ) from None

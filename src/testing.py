@@ -1,5 +1,6 @@
 """The published test of an experiment: predict the test images, evaluate FOV pixels, save the pictures."""
 
+import tempfile
 import time
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import numpy as np
 from lib import metrics as m
 from lib.datasets import load_hdf5
 from lib.errors import UserError
-from lib.imageio import atomic_path, write_png, write_text
+from lib.imageio import write_png, write_text
 from lib.preprocessing import preprocess
 from lib.progress import progress
 from lib.visualize import group_images, save_curve, save_grid, to_uint8
@@ -228,10 +229,10 @@ def check_writable(folder: Path) -> None:
     """Fail before the long prediction, not after it, when results cannot be written."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / ".write_test"):
+        with tempfile.TemporaryFile(dir=folder):  # removed on close
             pass
-        (folder / ".write_test").unlink()
     except OSError as error:
         raise UserError(
-            f"{folder}: results folder not writable ({error.strerror}); fix its permissions or change [experiment name]"
+            f"{folder}: results folder not writable ({error.strerror}); choose another folder (--output DIR) "
+            "or fix its permissions"
         ) from None

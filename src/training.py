@@ -12,6 +12,7 @@ import math
 import shutil
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -191,9 +192,11 @@ class SafeCheckpoints(keras.callbacks.Callback):
 
 def load_checkpoint(path: Path, config) -> keras.Model:
     """The model and optimizer state saved after the last finished epoch, checked against the configuration."""
+    if not zipfile.is_zipfile(path):  # Keras would report "File not found" for a damaged archive
+        raise UserError(f"{path}: unreadable checkpoint (not a complete .keras archive); start over with --overwrite")
     try:
         model = keras.models.load_model(path)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"{path}: unreadable checkpoint ({reason}); start over with --overwrite") from None
     trained = tuple(model.input_shape[1:3])
@@ -294,9 +297,6 @@ def fit(config, folder: Path, images, labels, fov_masks=None, resume: bool = Fal
     epochs_done, best_loss = prepare_experiment_folder(folder, config.name, resume, overwrite)
     if epochs_done >= config.N_epochs:
         raise UserError(f"{folder}/ finished all {config.N_epochs} epochs already; raise N_epochs to train further")
-    if config.source.resolve() != (folder / "configuration.txt").resolve():  # --config <name>/configuration.txt
-        with atomic_path(folder / "configuration.txt", suffix=".txt") as temp:
-            shutil.copyfile(config.source, temp)
     keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed + epochs_done)
     rng = np.random.default_rng(config.seed)
@@ -325,6 +325,10 @@ def fit(config, folder: Path, images, labels, fov_masks=None, resume: bool = Fal
         save_grid(folder / "sample_input_imgs.png", sample_images, per_row)
         save_grid(folder / "sample_input_masks.png", sample_labels.astype(np.float32), per_row)
 
+    # the configuration used, copied once the model is ready to train
+    if config.source.resolve() != (folder / "configuration.txt").resolve():  # --config <name>/configuration.txt
+        with atomic_path(folder / "configuration.txt", suffix=".txt") as temp:
+            shutil.copyfile(config.source, temp)
     checkpoints = SafeCheckpoints(folder, config.name, best_loss, epochs_done)
     x, y = data["train"] if isinstance(data["train"], tuple) else (data["train"], None)
     model.fit(

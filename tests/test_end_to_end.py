@@ -242,11 +242,6 @@ def test_invalid_configuration_key(tmp_path, script):
     assert_user_error(result, "patch_height", "multiple of 4")
 
 
-@pytest.mark.xfail(
-    reason="src/training.py copies the configuration onto itself (shutil.SameFileError) when --config is "
-    "the experiment folder's own configuration.txt",
-    strict=False,
-)
 def test_resume_with_the_experiments_own_configuration(experiment, tmp_path):
     shutil.copytree(experiment.exp, tmp_path / "exp")
     make_config(

@@ -1,0 +1,751 @@
+"""Reliability: every bad input gives one clear line and exit status 1, interruptions lose no finished
+work, and a NaN loss stops training with the last good weights kept.
+
+Each row of the README's "Bad input and interruptions" table is one ``Case`` below. The scripts that
+fail before TensorFlow loads run as subprocesses, exactly as a user runs them; the ones that fail
+after it loads run in this process (``runpy``, same ``sys.argv``, same ``run_cli``), which saves a
+TensorFlow start-up per case. The Ctrl-C test sends a real SIGINT to a real training process.
+
+``python tests/test_reliability.py`` runs every case as a subprocess in a scratch folder and prints
+the README table with the real ``error:`` lines.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import runpy
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from helpers import REPO, assert_user_error, make_config, run_script, stderr_lines  # noqa: E402
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+DATA = "DRIVE_datasets_training_testing"  # path_local, relative to the experiment's working directory
+TRAIN_IMAGES = f"{DATA}/DRIVE_dataset_imgs_train.hdf5"
+TRAIN_LABELS = f"{DATA}/DRIVE_dataset_groundTruth_train.hdf5"
+SIZE = (96, 90)  # synthetic DRIVE: 4 training and 2 test images of 96x90
+
+
+# ------------------------------------------------------------------ the scratch experiment
+
+
+def write_base(folder: Path) -> Path:
+    """A folder as a user has it after download and prepare: ./DRIVE (synthetic), ./configuration.txt
+    (tiny settings, experiment ``exp``), the prepared HDF5 files and U-Net weights in ./exp/."""
+    from lib.synthetic import write_synthetic_drive
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_synthetic_drive(folder / "DRIVE", n_train=4, n_test=2, height=SIZE[0], width=SIZE[1], seed=0)
+    write_config(folder)
+    result = run_script("prepare_datasets_DRIVE.py", "--drive", "DRIVE", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    save_unet_weights(folder / "exp" / "exp_best.weights.h5")
+    return folder
+
+
+def write_config(folder: Path, overrides=None, drop=(), filename="configuration.txt") -> Path:
+    """The tiny configuration with relative paths, as a user writes it."""
+    values = {"data paths": {"path_local": f"./{DATA}/", "drive_folder": "./DRIVE"}}
+    for section, settings in (overrides or {}).items():
+        values.setdefault(section, {}).update(settings)
+    return make_config(folder, values, drop, filename, tiny=True)
+
+
+def save_unet_weights(path: Path) -> None:
+    from src.model import build_unet
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build_unet(16, 16).save_weights(path)
+
+
+def save_other_weights(path: Path) -> None:
+    """Weights of another network (a two-layer CNN), saved as Keras saves any weights."""
+    import keras
+
+    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(8, 3), keras.layers.Conv2D(2, 1)])
+    model.save_weights(path)
+
+
+def files_of(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` with its size and modification time: what a run wrote or changed."""
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+# ------------------------------------------------------------------ the cases
+
+
+@dataclasses.dataclass
+class Case:
+    row: str  # the bad input, as the README table names it
+    script: str
+    args: tuple = ()
+    fragments: tuple = ()  # what the error line must contain: the file or key, and the fix
+    tensorflow: bool = False  # fails after TensorFlow loads: run in this process in the tests
+    setup: object = None  # setup(folder) makes the bad input in a copy of the base folder
+
+
+def _copy_drive_image(folder, relative, array):
+    Image.fromarray(array).save(folder / "DRIVE" / relative, format="TIFF" if relative.endswith(".tif") else "GIF")
+
+
+def _remove(*relatives):
+    def setup(folder):
+        for relative in relatives:
+            target = folder / relative
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+    return setup
+
+
+def _stare_layout(folder):
+    from lib.synthetic import write_synthetic_stare
+
+    write_synthetic_stare(folder / "STARE", ids=["im0001", "im0002"], height=64, width=64)
+
+
+def _mixed_sizes(folder):
+    rgb = np.random.default_rng(0).integers(0, 256, (80, 80, 3), dtype=np.uint8)
+    _copy_drive_image(folder, "training/images/22_training.tif", rgb)
+
+
+def _truncated_image(folder):
+    path = folder / "DRIVE/training/images/21_training.tif"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _text_as_image(folder):
+    (folder / "DRIVE/test/images/01_test.tif").write_text("<html>404 Not Found</html>\n")
+
+
+def _gray_label(folder):
+    ramp = np.tile(np.linspace(0, 255, SIZE[1]).astype(np.uint8), (SIZE[0], 1))
+    _copy_drive_image(folder, "training/1st_manual/21_manual1.gif", ramp)
+
+
+def _config(overrides=None, drop=()):
+    def setup(folder):
+        write_config(folder, overrides, drop)
+
+    return setup
+
+
+def _truncate_hdf5(folder):
+    path = folder / TRAIN_IMAGES
+    path.write_bytes(path.read_bytes()[:3000])
+
+
+def _wrong_shape_hdf5(folder):
+    from lib.datasets import write_hdf5
+
+    write_hdf5(folder / TRAIN_LABELS, np.zeros((3, 1, *SIZE), dtype=np.uint8))
+
+
+def _nan_hdf5(folder):
+    path = folder / TRAIN_IMAGES
+    with h5py.File(path, "r") as handle:
+        images = handle["image"][()].astype(np.float64)
+    images[0, 1, 40:50, 40:50] = np.nan
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("image", data=images)
+
+
+def _other_weights(folder):
+    save_other_weights(folder / "other.weights.h5")
+
+
+def _blocking_file(name):
+    def setup(folder):
+        (folder / name).write_text("a regular file where a folder is needed\n")
+
+    return setup
+
+
+def _blocked_data_folder(folder):
+    (folder / "blocker").write_text("a regular file\n")
+    write_config(folder, {"data paths": {"path_local": "./blocker/data/"}})
+
+
+def _damaged_checkpoint(folder):
+    (folder / "exp" / "exp_checkpoint.keras").write_bytes(b"PK\x03\x04 not a zip archive")
+    (folder / "exp" / "training_state.json").write_text('{"epochs_done": 1, "best_val_loss": 0.5}')
+
+
+PREPARE = "prepare_datasets_DRIVE.py"
+TRAIN = "run_training.py"
+TEST = "run_testing.py"
+DRIVE_FIX = "download DRIVE"
+
+CASES = {
+    "dataset folder missing": Case(
+        "dataset folder missing", PREPARE, ("--drive", "nowhere"), ("nowhere/training/images", "not found", DRIVE_FIX)
+    ),
+    "dataset folder empty": Case(
+        "dataset folder empty",
+        PREPARE,
+        ("--drive", "empty"),
+        ("empty/training/images", "not found", DRIVE_FIX),
+        setup=lambda folder: (folder / "empty").mkdir(),
+    ),
+    "another layout": Case(
+        "dataset folder in another layout (STARE's given to the DRIVE script)",
+        PREPARE,
+        ("--drive", "STARE"),
+        ("STARE/training/images", DRIVE_FIX),
+        setup=_stare_layout,
+    ),
+    "no images named like DRIVE": Case(
+        "images folder without DRIVE's file names (e.g. converted to .png)",
+        PREPARE,
+        ("--drive", "DRIVE"),
+        ("DRIVE/training/images", "no images named like", DRIVE_FIX),
+        setup=lambda folder: [p.rename(p.with_suffix(".png")) for p in (folder / "DRIVE/training/images").iterdir()],
+    ),
+    "label missing": Case(
+        "a label missing for an image",
+        PREPARE,
+        ("--drive", "DRIVE"),
+        ("DRIVE/training/1st_manual/22_manual1.gif", "missing for image 22", DRIVE_FIX),
+        setup=_remove("DRIVE/training/1st_manual/22_manual1.gif"),
+    ),
+    "mask missing": Case(
+        "a FOV mask missing for an image",
+        PREPARE,
+        ("--drive", "DRIVE"),
+        ("DRIVE/test/mask/02_test_mask.gif", "missing for image 02"),
+        setup=_remove("DRIVE/test/mask/02_test_mask.gif"),
+    ),
+    "mixed sizes": Case(
+        "images of mixed sizes",
+        PREPARE,
+        ("--drive", "DRIVE"),
+        ("DRIVE/training/images/22_training.tif", "80x80 (height x width)", "96x90", "one size"),
+        setup=_mixed_sizes,
+    ),
+    "truncated image": Case(
+        "a truncated image file",
+        PREPARE,
+        ("--drive", "DRIVE"),
+        ("DRIVE/training/images/21_training.tif", "not a readable image", "replace the file"),
+        setup=_truncated_image,
+    ),
+    "not an image": Case(
+        "a non-image file with an image extension",
+        PREPARE,
+        ("--drive", "DRIVE"),
+        ("DRIVE/test/images/01_test.tif", "no known image format", "replace the file"),
+        setup=_text_as_image,
+    ),
+    "label not binary": Case(
+        "a label that is not binary",
+        PREPARE,
+        ("--drive", "DRIVE"),
+        ("DRIVE/training/1st_manual/21_manual1.gif", "binary", "original label files"),
+        setup=_gray_label,
+    ),
+    "HDF5 folder not writable": Case(
+        "HDF5 folder not writable (path_local under a regular file)",
+        PREPARE,
+        ("--drive", "DRIVE"),
+        ("blocker/data", "cannot write", "writable folder"),
+        setup=_blocked_data_folder,
+    ),
+    "HDF5 missing": Case(
+        "HDF5 files missing (training before prepare)",
+        TRAIN,
+        (),
+        (TRAIN_IMAGES, "not found", "prepare_datasets_DRIVE.py"),
+        tensorflow=True,
+        setup=_remove(DATA),
+    ),
+    "HDF5 truncated": Case(
+        "HDF5 file truncated",
+        TRAIN,
+        (),
+        (TRAIN_IMAGES, "unreadable HDF5", "re-run the prepare script"),
+        tensorflow=True,
+        setup=_truncate_hdf5,
+    ),
+    "HDF5 wrong shape": Case(
+        "HDF5 files of the wrong shapes (3 labels for 4 images)",
+        TRAIN,
+        (),
+        (TRAIN_LABELS, "(3, 1, 96, 90)", "re-run the prepare script"),
+        tensorflow=True,
+        setup=_wrong_shape_hdf5,
+    ),
+    "HDF5 NaN": Case(
+        "HDF5 images holding NaN",
+        TRAIN,
+        (),
+        (TRAIN_IMAGES, "NaN", "re-run the prepare script"),
+        tensorflow=True,
+        setup=_nan_hdf5,
+    ),
+    "config missing": Case(
+        "configuration file missing",
+        TRAIN,
+        ("--config", "nope.txt"),
+        ("nope.txt", "configuration file not found", "--config"),
+    ),
+    "config section missing": Case(
+        "a section missing",
+        TRAIN,
+        (),
+        ("configuration.txt", "[testing settings]", "add it"),
+        setup=_config(drop=[("testing settings", None)]),
+    ),
+    "config key missing": Case(
+        "a key missing",
+        TRAIN,
+        (),
+        ("configuration.txt", "[training settings]", "N_epochs", "add it"),
+        setup=_config(drop=[("training settings", "N_epochs")]),
+    ),
+    "config wrong type": Case(
+        "a value of the wrong type",
+        TRAIN,
+        (),
+        ("configuration.txt", "N_epochs = 'ten'", "whole number"),
+        setup=_config({"training settings": {"N_epochs": "ten"}}),
+    ),
+    "config not a boolean": Case(
+        "a boolean that is not True/False",
+        TRAIN,
+        (),
+        ("configuration.txt", "inside_FOV = 'maybe'", "inside_FOV = True"),
+        setup=_config({"training settings": {"inside_FOV": "maybe"}}),
+    ),
+    "patch larger than image": Case(
+        "patch larger than the images",
+        TRAIN,
+        (),
+        ("configuration.txt", "patch 128x128", "smaller patches"),
+        tensorflow=True,
+        setup=_config({"data attributes": {"patch_height": "128", "patch_width": "128"}}),
+    ),
+    "stride larger than patch": Case(
+        "stride larger than the patch (stride = patch is allowed: the published non-average tiling)",
+        TEST,
+        (),
+        ("configuration.txt", "stride 24x8", "at most the patch size"),
+        setup=_config({"testing settings": {"stride_height": "24"}}),
+    ),
+    "N_subimgs not a multiple": Case(
+        "N_subimgs not a multiple of the image count",
+        TRAIN,
+        (),
+        ("configuration.txt", "N_subimgs = 162", "multiple of the 4 training images", "use e.g. 160"),
+        tensorflow=True,
+        setup=_config({"training settings": {"N_subimgs": "162"}}),
+    ),
+    "full_images_to_test too large": Case(
+        "full_images_to_test larger than the test set",
+        TEST,
+        (),
+        ("configuration.txt", "full_images_to_test = 5", "holds 2 images", "lower it"),
+        tensorflow=True,
+        setup=_config({"testing settings": {"full_images_to_test": "5"}}),
+    ),
+    "batch size 0": Case(
+        "batch size 0",
+        TRAIN,
+        (),
+        ("configuration.txt", "batch_size = 0", "at least 1"),
+        setup=_config({"training settings": {"batch_size": "0"}}),
+    ),
+    "weights missing": Case(
+        "weights missing",
+        TEST,
+        ("--weights", "none.weights.h5"),
+        ("none.weights.h5", "weights file not found", "run_training.py"),
+        tensorflow=True,
+    ),
+    "weights of another architecture": Case(
+        "weights of another architecture",
+        TEST,
+        ("--weights", "other.weights.h5"),
+        ("other.weights.h5", "not weights of this U-Net", "run_training.py"),
+        tensorflow=True,
+        setup=_other_weights,
+    ),
+    "results folder not writable": Case(
+        "results folder not writable (its parent is a regular file)",
+        TEST,
+        ("--output", "blocker/results"),
+        ("blocker/results", "not writable", "--output"),
+        tensorflow=True,
+        setup=_blocking_file("blocker"),
+    ),
+    "experiment folder blocked": Case(
+        "experiment folder is a regular file",
+        TRAIN,
+        ("--overwrite",),
+        ("exp/", "cannot create the experiment folder", "[experiment name]"),
+        tensorflow=True,
+        setup=lambda folder: (shutil.rmtree(folder / "exp"), _blocking_file("exp")(folder)),
+    ),
+    "resume without checkpoint": Case(
+        "--resume with nothing to resume",
+        TRAIN,
+        ("--resume",),
+        ("exp/", "no checkpoint to resume from", "without --resume"),
+        tensorflow=True,
+    ),
+    "checkpoint damaged": Case(
+        "--resume with a damaged checkpoint",
+        TRAIN,
+        ("--resume",),
+        ("exp_checkpoint.keras", "not a complete .keras archive", "--overwrite"),
+        tensorflow=True,
+        setup=_damaged_checkpoint,
+    ),
+}
+
+
+def prepare_case(base: Path, folder: Path, case: Case) -> Path:
+    shutil.copytree(base, folder)
+    if case.setup is not None:
+        case.setup(folder)
+    return folder
+
+
+# ------------------------------------------------------------------ running a script in this process
+
+
+def run_in_process(script: str, *args, cwd: Path, capsys) -> subprocess.CompletedProcess:
+    """Run a top-level script as ``python script args`` would, but in this process (TensorFlow stays loaded)."""
+    saved_argv, saved_cwd = sys.argv, os.getcwd()
+    sys.argv = [str(REPO / script), *map(str, args)]
+    os.chdir(cwd)
+    capsys.readouterr()
+    try:
+        runpy.run_path(str(REPO / script), run_name="__main__")
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess([script, *args], code, captured.out, captured.err)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    return write_base(tmp_path_factory.mktemp("reliability") / "base")
+
+
+# ------------------------------------------------------------------ bad input: one line, exit 1, nothing written
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input(base, tmp_path, capsys, name):
+    case = CASES[name]
+    folder = prepare_case(base, tmp_path / "run", case)
+    before = files_of(folder)
+    if case.tensorflow:
+        result = run_in_process(case.script, *case.args, cwd=folder, capsys=capsys)
+    else:
+        result = run_script(case.script, *case.args, cwd=folder)
+    line = assert_user_error(result, *case.fragments)
+    assert len(line) < 400, line
+    assert files_of(folder) == before, "a failed run wrote or changed files"
+
+
+def test_stride_equal_to_the_patch_is_allowed(tmp_path):
+    """The published non-average tiling: stride = patch size is valid, only a larger stride is refused."""
+    from lib.config import load_config
+
+    config = load_config(write_config(tmp_path, {"testing settings": {"stride_height": "16", "stride_width": "16"}}))
+    assert (config.stride_height, config.stride_width) == (config.patch_height, config.patch_width) == (16, 16)
+
+
+def test_every_case_has_a_readme_row():
+    """The README's table lists every case tried here, with its real error line."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Bad input and interruptions", 1)[-1].split("\n## ", 1)[0]
+    if "| bad input |" not in section:
+        pytest.skip("the README has no bad-input table yet (python tests/test_reliability.py prints it)")
+    for case in CASES.values():
+        assert case.row in section, case.row
+
+
+# ------------------------------------------------------------------ every writer is atomic
+
+# What writes a file, and the few writes that are allowed outside atomic_path: the training log and
+# the per-epoch history are appended line by line (a partial last line is all a kill can leave).
+WRITE_CALL = re.compile(
+    r"""(open\([^)]*["'][wa]b?["']|\.write_text\(|\.write_bytes\(|savefig\(|\.save\(|\.save_weights\(|"""
+    r"""h5py\.File\([^)]*["']w|to_file=|copyfile\(|np\.save\(|imwrite\()"""
+)
+ALLOWED = {
+    ("lib/cli.py", "log = open(path"),  # the nohup log, appended
+    ("src/__init__.py", "open(os.devnull"),
+    ("lib/imageio.py", "open(os.devnull"),
+}
+
+
+def test_every_writer_uses_atomic_path():
+    """Each file-writing call writes to the temporary name atomic_path gives (``temp``), or to a buffer."""
+    sources = [*REPO.glob("lib/*.py"), *REPO.glob("src/*.py"), *REPO.glob("*.py")]
+    offenders = []
+    for source in sources:
+        relative = str(source.relative_to(REPO))
+        for number, line in enumerate(source.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if not WRITE_CALL.search(code) or any(relative == f and s in code for f, s in ALLOWED):
+                continue
+            if "temp" in code or "buffer" in code or "BytesIO" in code:
+                continue
+            offenders.append(f"{relative}:{number}: {line.strip()}")
+    assert not offenders, "writes outside atomic_path:\n" + "\n".join(offenders)
+
+
+# ------------------------------------------------------------------ interruptions
+
+
+def _interrupt_on(monkeypatch, target, name, when):
+    """Make ``target.name`` raise KeyboardInterrupt (as Ctrl-C would) on the calls where ``when(*args)``."""
+    original = getattr(target, name)
+
+    def interrupted(*args, **kwargs):
+        if when(*args, **kwargs):
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, interrupted)
+
+
+def _assert_interrupted(result):
+    assert result.returncode == 130, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+    lines = stderr_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("interrupted: "), lines
+
+
+def _temporaries(folder: Path) -> list[str]:
+    return [str(p) for p in folder.rglob(".*") if p.is_file()] + [str(p) for p in folder.rglob("*.tmp")]
+
+
+def test_a_kill_is_reported_like_ctrl_c_and_cleans_up(tmp_path, capsys):
+    """SIGTERM (plain ``kill``) during a write: the temporary file is removed, one line, exit 143."""
+    from lib import cli
+    from lib.imageio import atomic_path
+
+    target = tmp_path / "results.txt"
+
+    def main():
+        with atomic_path(target) as temp:
+            temp.write_text("half")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+            temp.write_text("complete")
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stop:
+        cli.run_cli(main)
+    assert stop.value.code == 143
+    assert capsys.readouterr().err.strip().startswith("interrupted: ")
+    assert list(tmp_path.iterdir()) == []  # neither the target nor a temporary file
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the caller's again
+
+
+def test_interrupted_prepare_leaves_no_partial_hdf5(base, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the third HDF5 file is half-written: no file of that name, no temporary file; the files
+    written before are complete."""
+    folder = tmp_path / "run"
+    shutil.copytree(base, folder, ignore=shutil.ignore_patterns(DATA))
+    calls = []
+
+    def third_dataset(self, name, *args, **kwargs):
+        calls.append(self.file.filename)
+        if len(calls) == 3:
+            original(self, name, shape=(1,), dtype="u1")  # something is on disk: a partial file
+            raise KeyboardInterrupt
+        return original(self, name, *args, **kwargs)
+
+    original = h5py.Group.create_dataset
+    monkeypatch.setattr(h5py.Group, "create_dataset", third_dataset)
+    result = run_in_process(PREPARE, "--drive", "DRIVE", cwd=folder, capsys=capsys)
+    _assert_interrupted(result)
+    written = sorted(p.name for p in (folder / DATA).iterdir())
+    assert written == ["DRIVE_dataset_groundTruth_train.hdf5", "DRIVE_dataset_imgs_train.hdf5"]
+    from lib.datasets import load_hdf5
+
+    assert load_hdf5(folder / TRAIN_IMAGES, channels=3).shape == (4, 3, *SIZE)
+    assert not _temporaries(folder / DATA)
+
+
+def test_interrupted_testing_leaves_no_partial_results(base, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while performances.json is being written: it does not exist, nor does any temporary file."""
+    folder = prepare_case(base, tmp_path / "run", Case("", TEST))
+
+    def half_then_interrupt(self, text, *args, **kwargs):
+        if ".performances.json." in self.name:
+            original(self, text[: len(text) // 2])
+            raise KeyboardInterrupt
+        return original(self, text, *args, **kwargs)
+
+    original = Path.write_text
+    monkeypatch.setattr(Path, "write_text", half_then_interrupt)
+    result = run_in_process(TEST, cwd=folder, capsys=capsys)
+    _assert_interrupted(result)
+    assert (folder / "exp" / "performances.txt").is_file()  # written before: complete
+    assert not (folder / "exp" / "performances.json").exists()
+    assert not _temporaries(folder / "exp")
+
+
+# ------------------------------------------------------------------ NaN loss
+
+
+def test_nan_loss_keeps_the_last_good_weights(base, tmp_path, capsys, monkeypatch):
+    """Epoch 1 trains normally; then the weights turn NaN (as after an exploding step). Training stops in
+    epoch 2 with one clear line, and the weights and checkpoint of epoch 1 stay, loadable and finite."""
+    from src import training
+    from src.model import load_trained_model
+
+    class PoisonAfterFirstEpoch(training.SafeCheckpoints):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            if epoch == 0:
+                layer = self.model.get_layer("conv_11")
+                kernel, bias = layer.get_weights()
+                layer.set_weights([np.full_like(kernel, np.nan), bias])
+
+    monkeypatch.setattr(training, "SafeCheckpoints", PoisonAfterFirstEpoch)
+    folder = prepare_case(
+        base, tmp_path / "run", Case("", TRAIN, setup=_config({"training settings": {"N_epochs": "3"}}))
+    )
+    result = run_in_process(TRAIN, "--overwrite", cwd=folder, capsys=capsys)
+    line = assert_user_error(result, "NaN in epoch 2", "weights of epoch 1", "learning_rate")
+    assert "exp/" in line
+    exp = folder / "exp"
+    for which in ("best", "last"):
+        model = load_trained_model(exp / f"exp_{which}.weights.h5")
+        assert all(np.isfinite(w).all() for w in model.get_weights()), which
+    assert json.loads((exp / "training_state.json").read_text())["epochs_done"] == 1
+    assert not _temporaries(exp)
+
+
+def test_nan_in_the_first_epoch_says_nothing_was_saved(base, tmp_path, capsys):
+    """A learning rate far too high: NaN at once; the message says no weights were saved."""
+    folder = prepare_case(
+        base, tmp_path / "run", Case("", TRAIN, setup=_config({"training settings": {"learning_rate": "9.9"}}))
+    )
+    shutil.rmtree(folder / "exp")
+    result = run_in_process(TRAIN, cwd=folder, capsys=capsys)
+    assert_user_error(result, "NaN in epoch 1", "no epoch had finished", "learning_rate (9.9)")
+    assert not (folder / "exp" / "exp_last.weights.h5").exists()
+    assert not (folder / "exp" / "training_state.json").exists()
+
+
+def test_resume_drops_history_rows_of_unsaved_epochs(tmp_path):
+    """The NaN epoch (or one killed after its row was written) is trained again on --resume: its old row goes."""
+    from src.training import trim_history
+
+    history = tmp_path / "training_history.csv"
+    history.write_text("epoch,accuracy,loss\n0,0.9,0.3\n1,0.8,nan\n")
+    trim_history(history, epochs_done=1)
+    assert history.read_text() == "epoch,accuracy,loss\n0,0.9,0.3\n"
+    trim_history(history, epochs_done=1)  # nothing to drop: unchanged
+    assert history.read_text() == "epoch,accuracy,loss\n0,0.9,0.3\n"
+    trim_history(tmp_path / "missing.csv", epochs_done=1)  # no history yet: nothing to do
+
+
+# ------------------------------------------------------------------ a real Ctrl-C, then --resume
+
+INTERRUPT_SETTINGS = {"N_subimgs": "2400", "N_epochs": "30", "batch_size": "16", "nohup": "False"}
+
+
+def _history(exp: Path) -> list[str]:
+    return [row.split(",")[0] for row in (exp / "training_history.csv").read_text().splitlines()[1:]]
+
+
+def test_ctrl_c_during_training_then_resume(base, tmp_path):
+    """SIGINT (Ctrl-C) mid-epoch after at least one finished epoch: one 'interrupted:' line and exit 130;
+    best and last weights load; --resume continues after the last finished epoch with the optimizer state."""
+    import keras
+
+    from src.model import load_trained_model
+
+    folder = tmp_path / "run"
+    shutil.copytree(base, folder, ignore=shutil.ignore_patterns("exp"))
+    write_config(folder, {"training settings": INTERRUPT_SETTINGS})
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / TRAIN)], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    exp, state = folder / "exp", folder / "exp" / "training_state.json"
+    try:
+        deadline = time.monotonic() + 240
+        while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert state.exists(), "no epoch finished in time"
+        epoch_seconds = state.stat().st_mtime - (exp / "exp_architecture.json").stat().st_mtime
+        time.sleep(max(0.3, epoch_seconds / 3))  # about a third into the next epoch
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    _assert_interrupted(subprocess.CompletedProcess(TRAIN, process.returncode, stdout, stderr))
+    done = json.loads(state.read_text())["epochs_done"]
+    assert 1 <= done < 30
+    assert _history(exp) == [str(epoch) for epoch in range(done)]
+    for which in ("best", "last"):
+        load_trained_model(exp / f"exp_{which}.weights.h5")
+    assert not _temporaries(exp)
+
+    steps = 2160 // 16  # 90 % of 2400 patches for training, batches of 16
+    write_config(folder, {"training settings": {**INTERRUPT_SETTINGS, "N_epochs": str(done + 1)}})
+    resumed = run_script(TRAIN, "--resume", cwd=folder)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming after epoch {done}" in resumed.stdout
+    assert f"Epoch {done + 1}/{done + 1}" in resumed.stdout and f"Epoch {done}/" not in resumed.stdout
+    assert _history(exp) == [str(epoch) for epoch in range(done + 1)]  # nothing repeated, nothing lost
+    checkpoint = keras.models.load_model(exp / "exp_checkpoint.keras")
+    assert int(checkpoint.optimizer.iterations.numpy()) == (done + 1) * steps  # the optimizer went on
+    for which in ("best", "last"):
+        load_trained_model(exp / f"exp_{which}.weights.h5")
+
+
+# ------------------------------------------------------------------ the README table
+
+
+def print_table() -> None:
+    """Run every case as a user would (subprocesses, relative paths) and print the README table."""
+    with tempfile.TemporaryDirectory() as scratch:
+        base = write_base(Path(scratch) / "base")
+        print("| bad input | script | what the user sees (stderr; exit status 1) |")
+        print("|---|---|---|")
+        for index, case in enumerate(CASES.values()):
+            folder = prepare_case(base, Path(scratch) / f"case{index}", case)
+            result = run_script(case.script, *case.args, cwd=folder)
+            lines = stderr_lines(result)
+            shown = lines[0] if len(lines) == 1 else " / ".join(lines)
+            status = "" if result.returncode == 1 else f" **(exit {result.returncode})**"
+            command = " ".join([case.script, *map(str, case.args)])
+            print(f"| {case.row} | `{command}` | `{shown}`{status} |", flush=True)
+
+
+if __name__ == "__main__":
+    print_table()
