@@ -8,12 +8,17 @@ import numpy as np
 from lib.patches import extract_overlapping, overlap_padding, pad_bottom_right, recompose_overlapping
 
 DOWNSAMPLING = 4  # the U-Net pools twice: whole images are padded to multiples of 4
+BATCHES_PER_CALL = 16  # patches go to Keras in chunks, so its two-class output buffers stay small
 
 
 def predict_patches(model, patches: np.ndarray, batch_size: int) -> np.ndarray:
     """Vessel probability of each pixel of (n, 1, ph, pw) patches → (n, ph, pw) float32."""
-    output = model.predict(patches.transpose(0, 2, 3, 1), batch_size=batch_size, verbose=0)
-    return output[..., 1].astype(np.float32)
+    probabilities = np.empty((len(patches), *patches.shape[2:]), dtype=np.float32)
+    step = batch_size * BATCHES_PER_CALL
+    for start in range(0, len(patches), step):
+        chunk = patches[start : start + step].transpose(0, 2, 3, 1)
+        probabilities[start : start + step] = model.predict(chunk, batch_size=batch_size, verbose=0)[..., 1]
+    return probabilities
 
 
 def predict_by_patches(

@@ -186,8 +186,11 @@ class SafeCheckpoints(keras.callbacks.Callback):
         logs["minutes"] = (time.perf_counter() - self.start) / 60  # this session's training time, for the history
 
     def _save_weights(self, which: str) -> None:
+        """The network's weights alone: a compiled model's save_weights would add the optimizer state (3x the size)."""
+        weights_only = build_unet(*self.model.input_shape[1:3])
+        weights_only.set_weights(self.model.get_weights())
         with atomic_path(self.folder / f"{self.name}_{which}.weights.h5", suffix=".weights.h5") as temp:
-            self.model.save_weights(temp)
+            weights_only.save_weights(temp)
 
 
 def load_checkpoint(path: Path, config) -> keras.Model:
@@ -206,6 +209,15 @@ def load_checkpoint(path: Path, config) -> keras.Model:
             f"the {trained[0]}x{trained[1]} patches of the checkpoint {path.name}; resume with the original settings"
         )
     return model
+
+
+def device_strategy() -> tf.distribute.Strategy:
+    """Several GPUs: MirroredStrategy (each batch split across them); one device: TensorFlow's default."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        print(f"training on {len(gpus)} GPUs with MirroredStrategy", flush=True)
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
 
 
 def compile_model(model: keras.Model, config, steps_per_epoch: int) -> None:
@@ -312,12 +324,15 @@ def fit(config, folder: Path, images, labels, fov_masks=None, resume: bool = Fal
         f"{config.N_epochs} epochs of batch {config.batch_size}, {config.optimizer} lr {config.learning_rate}",
         flush=True,
     )
+    with device_strategy().scope():
+        if resume:
+            model = load_checkpoint(folder / f"{config.name}_checkpoint.keras", config)
+        else:
+            model = build_unet(config.patch_height, config.patch_width)
+            compile_model(model, config, steps_per_epoch)
     if resume:
-        model = load_checkpoint(folder / f"{config.name}_checkpoint.keras", config)
         print(f"resuming after epoch {epochs_done} (best validation loss {best_loss:.5f})", flush=True)
     else:
-        model = build_unet(config.patch_height, config.patch_width)
-        compile_model(model, config, steps_per_epoch)
         write_text(folder / f"{config.name}_architecture.json", model.to_json(indent=2))
         save_model_picture(model, folder / f"{config.name}_model.png")
         sample_images, sample_labels = data["samples"]
