@@ -703,7 +703,7 @@ def test_ctrl_c_during_training_then_resume(base, tmp_path):
         epoch_seconds = state.stat().st_mtime - (exp / "exp_architecture.json").stat().st_mtime
         time.sleep(max(0.3, epoch_seconds / 3))  # about a third into the next epoch
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=120)
+        stdout, stderr = process.communicate(timeout=300)
     finally:
         if process.poll() is None:
             process.kill()
