@@ -5,7 +5,9 @@
 Modes: ``stride`` (average mode at the configured stride, end to end: patches, network, reassembly,
 FOV selection, AUC), ``network`` (the network's forward pass alone on the same patches), ``whole``
 and ``whole_flips`` (the whole image at once, with flip averaging), ``published`` (the faithful port
-of the published approach in benchmarks/published.py, same network, same stride).
+of the published approach in benchmarks/published.py, same network, same stride, every patch).
+A ``_bf16`` suffix (``stride_bf16``, ``whole_bf16``, ...) runs a mode with the network computing in
+bfloat16 (``[testing settings] precision = mixed_bfloat16``); the others compute in float32.
 Each mode runs in its own process, so its peak memory is its own.
 """
 
@@ -19,24 +21,27 @@ import numpy as np
 from benchmarks import common, published
 from lib.config import load_config
 from lib.metrics import evaluate, fov_pixels
-from lib.patches import extract_overlapping, overlap_padding, pad_bottom_right
+from lib.patches import extract_overlapping, overlap_padding, pad_bottom_right, patches_touching
 from src.model import load_trained_model
 from src.prediction import predict_patches
 from src.testing import load_test_set, predict_test_set
 
-MODES = ("network", "stride", "whole", "whole_flips", "published")
+MODES = ("network", "stride", "stride_bf16", "whole", "whole_flips", "whole_bf16", "whole_flips_bf16", "published")
+BF16 = "_bf16"
 
 
 def run_single(mode: str, config, weights) -> dict:
     test_set = load_test_set(config)
     images, truths, masks = test_set["images"], test_set["truths"], test_set["masks"]
-    model = load_trained_model(weights)
+    model = load_trained_model(weights, "mixed_bfloat16" if mode.endswith(BF16) else "float32")
+    base_mode = mode.removesuffix(BF16)
     patch_hw, stride_hw = (config.patch_height, config.patch_width), (config.stride_height, config.stride_width)
 
     def network(count: int) -> None:
-        for image in images[:count]:
-            padded = pad_bottom_right(image, overlap_padding(image.shape[1:], patch_hw, stride_hw))
-            patches = extract_overlapping(padded, patch_hw, stride_hw)
+        for image, mask in zip(images[:count], masks[:count], strict=True):
+            padding = overlap_padding(image.shape[1:], patch_hw, stride_hw)
+            patches = extract_overlapping(pad_bottom_right(image, padding), patch_hw, stride_hw)
+            patches = patches[patches_touching(pad_bottom_right(mask[None], padding)[0], patch_hw, stride_hw)]
             start = time.perf_counter()
             predict_patches(model, patches, config.predict_batch_size)
             elapsed[0] += time.perf_counter() - start
@@ -54,17 +59,17 @@ def run_single(mode: str, config, weights) -> dict:
         return evaluate(labels.ravel(), scores.ravel())["auc_roc"]
 
     def this_project(count: int) -> float:
-        settings = dataclasses.replace(config, whole_image=mode != "stride", flip_tta=mode == "whole_flips")
-        predictions, _ = predict_test_set(settings, model, images[:count])
+        settings = dataclasses.replace(config, whole_image=base_mode != "stride", flip_tta=base_mode == "whole_flips")
+        predictions, _ = predict_test_set(settings, model, images[:count], masks[:count])
         return evaluate(fov_pixels(truths[:count], masks[:count]), fov_pixels(predictions, masks[:count]))["auc_roc"]
 
-    run = {"network": network, "published": published_approach}.get(mode, this_project)
+    run = {"network": network, "published": published_approach}.get(base_mode, this_project)
     elapsed = [0.0]
     run(1)  # warm-up on one image: graph tracing is not inference
     elapsed = [0.0]
     start = time.perf_counter()
     auc = run(len(images))
-    seconds = elapsed[0] if mode == "network" else time.perf_counter() - start
+    seconds = elapsed[0] if base_mode == "network" else time.perf_counter() - start
     return {
         "mode": mode,
         "images": len(images),

@@ -1,11 +1,13 @@
 """Training throughput (patches/s) and peak memory of the patch pipelines, on the prepared DRIVE training set.
 
     python -m benchmarks.bench_training [--config configuration.txt] [--steps 200] [--subimgs N]
+                                        [--batch-size N] [--precision mixed_bfloat16]
 
 Modes: ``published`` (faithful port: float64 patches and float64 one-hot (N, H*W, 2) targets built
 up front, the model's output reshaped as published), ``in_memory`` (this project's default: the same
 patches sampled up front, float32 patches and uint8 labels) and ``streaming`` (patches sampled per
-batch by tf.data, nothing materialised). Same network, optimizer and batch size in every mode.
+batch by tf.data, nothing materialised). Same network, optimizer and batch size in every mode;
+``--precision`` applies to this project's modes (the published one stays float32, as published).
 Each mode runs in its own process, so its peak memory is its own.
 """
 
@@ -18,7 +20,7 @@ import keras
 import numpy as np
 
 from benchmarks import common, published
-from lib.config import load_config
+from lib.config import PRECISIONS, load_config
 from src.model import build_unet
 from src.training import compile_model, fov_constraint, in_memory_patches, load_training_set, streaming_patches
 
@@ -45,6 +47,7 @@ def run_single(mode: str, config, steps: int) -> dict:
         sample = in_memory_patches if mode == "in_memory" else streaming_patches
         data = sample(config, images, labels, fov_constraint(config, None), rng)
         x, y = data["train"] if isinstance(data["train"], tuple) else (data["train"].repeat(), None)
+        keras.mixed_precision.set_global_policy(config.precision)
         model = build_unet(*patch_hw)
         compile_model(model, config, steps)
     setup_seconds = time.perf_counter() - start
@@ -67,16 +70,23 @@ def main():
     parser.add_argument("--steps", type=int, default=200, help="timed training steps per mode")
     parser.add_argument("--subimgs", type=int, default=None, help="override N_subimgs (default: the config's)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
+    parser.add_argument("--batch-size", type=int, default=None, help="override batch_size (default: the config's)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None, help="override precision (not published)")
     parser.add_argument("--single", help=argparse.SUPPRESS)
     args = parser.parse_args()
     config = load_config(args.config)
-    if args.subimgs:
-        config = dataclasses.replace(config, N_subimgs=args.subimgs)
-    config = dataclasses.replace(config, augment=False)  # the same patches in every mode
+    config = dataclasses.replace(
+        config,
+        N_subimgs=args.subimgs or config.N_subimgs,
+        batch_size=args.batch_size or config.batch_size,
+        precision=args.precision or config.precision,
+        augment=False,  # the same patches in every mode
+    )
     if args.single:
         print(json.dumps(run_single(args.single, config, args.steps)))
         return
     forwarded = ["--config", args.config, "--steps", str(args.steps), "--subimgs", str(config.N_subimgs)]
+    forwarded += ["--batch-size", str(config.batch_size), "--precision", config.precision]
     rows = common.run_modes("benchmarks.bench_training", args.modes.split(","), forwarded)
     by_mode = {row["mode"]: row for row in rows}
     for row in rows:
@@ -85,7 +95,7 @@ def main():
             row["memory_ratio"] = by_mode["published"]["peak_rss_mb"] / row["peak_rss_mb"]
     print(
         f"\nN_subimgs {config.N_subimgs}, patch {config.patch_height}x{config.patch_width}, batch "
-        f"{config.batch_size}, {args.steps} timed steps\n"
+        f"{config.batch_size}, {args.steps} timed steps, precision {config.precision} (published mode: float32)\n"
     )
     common.print_table(
         [

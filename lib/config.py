@@ -13,6 +13,7 @@ from lib.errors import UserError
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Config:
     whole_image: bool
     flip_tta: bool
     predict_batch_size: int
+    test_precision: str
 
     def data_file(self, key: str) -> Path:
         """The HDF5 file named by ``[data paths] key``, inside ``path_local``."""
@@ -209,7 +211,7 @@ def load_config(path) -> Config:
         patch_source=training.choice("patch_source", "in_memory", ("in_memory", "streaming")),
         augment=training.boolean("augment", False),
         lr_schedule=training.choice("lr_schedule", "constant", ("constant", "cosine")),
-        precision=training.choice("precision", "float32", ("float32", "mixed_bfloat16", "mixed_float16")),
+        precision=training.choice("precision", "float32", PRECISIONS),
         best_last=testing.choice("best_last", "best", ("best", "last")),
         full_images_to_test=testing.integer("full_images_to_test"),
         N_group_visual=testing.integer("N_group_visual", 1),
@@ -220,4 +222,5 @@ def load_config(path) -> Config:
         whole_image=testing.boolean("whole_image", False),
         flip_tta=testing.boolean("flip_tta", False),
         predict_batch_size=testing.integer("predict_batch_size", 256),
+        test_precision=testing.choice("precision", "float32", PRECISIONS),
     )

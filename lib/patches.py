@@ -126,6 +126,19 @@ def extract_overlapping(image: np.ndarray, patch_hw: tuple[int, int], stride_hw:
     return np.ascontiguousarray(windows.transpose(1, 2, 0, 3, 4)).reshape(rows * cols, channels, *patch_hw)
 
 
+def patches_touching(mask: np.ndarray, patch_hw: tuple[int, int], stride_hw: tuple[int, int]) -> np.ndarray:
+    """Which patches of an overlapping extraction hold at least one nonzero pixel of a padded (H, W) mask,
+    in extraction order: a summed-area table gives every window's count at once."""
+    summed = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
+    summed[1:, 1:] = (mask != 0).cumsum(axis=0).cumsum(axis=1)
+    rows, cols = grid_shape(mask.shape, patch_hw, stride_hw)
+    top = np.arange(rows)[:, None] * stride_hw[0]
+    left = np.arange(cols)[None, :] * stride_hw[1]
+    bottom, right = top + patch_hw[0], left + patch_hw[1]
+    counts = summed[bottom, right] - summed[top, right] - summed[bottom, left] + summed[top, left]
+    return (counts > 0).ravel()
+
+
 def overlap_counts(padded_hw: tuple[int, int], patch_hw: tuple[int, int], stride_hw: tuple[int, int]) -> np.ndarray:
     """How many patches cover each pixel of the padded image (the published ``full_sum``)."""
     rows, cols = grid_shape(padded_hw, patch_hw, stride_hw)
@@ -142,17 +155,41 @@ def _coverage(size: int, patch: int, stride: int, count: int) -> np.ndarray:
     return np.cumsum(starts)[:size]
 
 
-def recompose_overlapping(patches: np.ndarray, padded_hw: tuple[int, int], stride_hw: tuple[int, int]) -> np.ndarray:
+def recompose_overlapping(
+    patches: np.ndarray, padded_hw: tuple[int, int], stride_hw: tuple[int, int], kept: np.ndarray | None = None
+) -> np.ndarray:
     """Average overlapping (n, ph, pw) patch predictions back into one (H, W) image (published ``recompone_overlap``).
 
+    ``kept`` (one flag per patch of the full extraction) says which patches ``patches`` holds, in order;
+    each pixel averages the kept patches covering it, and pixels no kept patch covers are 0.
     Sums by patch offset rather than by patch: ph*pw strided additions instead of n Python steps.
     """
     patch_h, patch_w = patches.shape[1:]
     rows, cols = grid_shape(padded_hw, (patch_h, patch_w), stride_hw)
-    grid = np.ascontiguousarray(patches.reshape(rows, cols, patch_h, patch_w).transpose(2, 3, 0, 1), dtype=np.float64)
-    total = np.zeros(padded_hw, dtype=np.float64)
+    grid = np.zeros((patch_h, patch_w, rows * cols), dtype=patches.dtype)  # skipped patches stay 0
+    grid[..., slice(None) if kept is None else kept] = patches.transpose(1, 2, 0)
+    grid = grid.reshape(patch_h, patch_w, rows, cols)
+    total = np.zeros(padded_hw, dtype=np.float64)  # float64 sums, as published
     row_end, col_end = (rows - 1) * stride_hw[0] + 1, (cols - 1) * stride_hw[1] + 1
     for dy in range(patch_h):
         for dx in range(patch_w):
             total[dy : dy + row_end : stride_hw[0], dx : dx + col_end : stride_hw[1]] += grid[dy, dx]
-    return total / overlap_counts(padded_hw, (patch_h, patch_w), stride_hw)
+    if kept is None:
+        return total / overlap_counts(padded_hw, (patch_h, patch_w), stride_hw)
+    counts = kept_counts(kept.reshape(rows, cols), padded_hw, (patch_h, patch_w), stride_hw)
+    return np.divide(total, counts, out=np.zeros_like(total), where=counts > 0)
+
+
+def kept_counts(
+    kept: np.ndarray, padded_hw: tuple[int, int], patch_hw: tuple[int, int], stride_hw: tuple[int, int]
+) -> np.ndarray:
+    """How many kept patches, a (rows, cols) grid of flags, cover each pixel: a box sum of their corners,
+    since pixel (y, x) is covered by the patches whose corner lies in [y - ph + 1, y] x [x - pw + 1, x]."""
+    corners = np.zeros(padded_hw, dtype=np.int64)
+    rows, cols = kept.shape
+    corners[: rows * stride_hw[0] : stride_hw[0], : cols * stride_hw[1] : stride_hw[1]] = kept
+    summed = np.zeros((padded_hw[0] + patch_hw[0] + 1, padded_hw[1] + patch_hw[1] + 1), dtype=np.int64)
+    summed[patch_hw[0] + 1 :, patch_hw[1] + 1 :] = corners.cumsum(axis=0).cumsum(axis=1)
+    top, left = np.ogrid[1 : padded_hw[0] + 1, 1 : padded_hw[1] + 1]
+    bottom, right = top + patch_hw[0], left + patch_hw[1]
+    return summed[bottom, right] - summed[top, right] - summed[bottom, left] + summed[top, left]

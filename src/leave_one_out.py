@@ -113,9 +113,9 @@ def train_fold(config, folder: Path, data: dict, index: int, overwrite: bool, la
 def evaluate_fold(config, folder: Path, data: dict, index: int, results_folder: Path) -> dict:
     """Predict the held-out image with the fold's best/last weights and evaluate it on its FOV pixels."""
     weights = folder / f"{config.name}_{config.best_last}.weights.h5"
-    model = load_trained_model(weights)
+    model = load_trained_model(weights, config.test_precision)
     held_out = {key: value[index : index + 1] for key, value in data.items()}
-    predictions, seconds = predict_test_set(config, model, held_out["images"])
+    predictions, seconds = predict_test_set(config, model, held_out["images"], held_out["masks"])
     results = evaluate_predictions(held_out, predictions) | {
         "id": str(held_out["ids"][0]),
         "weights": str(weights),
@@ -132,12 +132,12 @@ def evaluate_fold(config, folder: Path, data: dict, index: int, results_folder: 
 def run_cross_dataset(config, settings, weights: Path, by_patches: bool = False) -> dict:
     """Test a model trained elsewhere (DRIVE) on every prepared STARE image; whole images unless ``by_patches``."""
     data = load_stare(config)
-    model = load_trained_model(weights)
+    model = load_trained_model(weights, config.test_precision)
     name = Path(weights).name.split(".")[0]
     out_dir = settings.results_folder / f"cross_dataset_{name}"
     check_writable(out_dir)
     test_config = config if by_patches else dataclasses.replace(config, whole_image=True)
-    predictions, seconds = predict_test_set(test_config, model, data["images"])
+    predictions, seconds = predict_test_set(test_config, model, data["images"], data["masks"])
     rows = []
     for index, image_id in enumerate(data["ids"]):
         masks = data["masks"][index]

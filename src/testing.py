@@ -57,8 +57,11 @@ def load_test_set(config) -> dict[str, np.ndarray]:
     return test_set
 
 
-def predict_test_set(config, model, images: np.ndarray) -> tuple[np.ndarray, float]:
-    """(N, H, W) vessel probabilities by the configured mode, one image at a time; seconds per image."""
+def predict_test_set(config, model, images: np.ndarray, masks: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """(N, H, W) vessel probabilities by the configured mode, one image at a time; seconds per image.
+
+    With the (N, H, W) FOV ``masks``, patch modes skip the patches that hold no FOV pixel.
+    """
     patch_hw = (config.patch_height, config.patch_width)
     if config.whole_image:
         mode = "whole image" + (" + flips" if config.flip_tta else "")
@@ -70,11 +73,12 @@ def predict_test_set(config, model, images: np.ndarray) -> tuple[np.ndarray, flo
     stride_hw = (config.stride_height, config.stride_width) if config.average_mode else patch_hw
     start = time.perf_counter()
     predictions = []
-    for image in progress(images, "predicted"):
+    for index, image in enumerate(progress(images, "predicted")):
         if config.whole_image:
             predictions.append(predict_whole(model, image, config.flip_tta))
         else:
-            predictions.append(predict_by_patches(model, image, patch_hw, stride_hw, config.predict_batch_size))
+            fov = None if masks is None else masks[index]
+            predictions.append(predict_by_patches(model, image, patch_hw, stride_hw, config.predict_batch_size, fov))
     return np.stack(predictions), (time.perf_counter() - start) / len(images)
 
 
@@ -176,11 +180,11 @@ def run_test(config, weights_path: Path | None = None, out_dir: Path | None = No
         weights_path = experiment / f"{config.name}_{config.best_last}.weights.h5"
     out_dir = out_dir or experiment
     test_set = load_test_set(config)
-    model = load_trained_model(weights_path)
+    model = load_trained_model(weights_path, config.test_precision)
     check_writable(out_dir)
     print(f"testing {weights_path} on {len(test_set['images'])} images; results in {out_dir}/", flush=True)
 
-    predictions, seconds_per_image = predict_test_set(config, model, test_set["images"])
+    predictions, seconds_per_image = predict_test_set(config, model, test_set["images"], test_set["masks"])
     results = evaluate_predictions(test_set, predictions)
     results |= {
         "weights": str(weights_path),
@@ -222,6 +226,7 @@ def prediction_mode(config) -> dict:
         "flip_tta": config.flip_tta,
         "average_mode": config.average_mode,
         "stride": [config.stride_height, config.stride_width],
+        "precision": config.test_precision,
     }
 
 

@@ -299,11 +299,21 @@ def train(config, resume: bool = False, overwrite: bool = False) -> Path:
     return fit(config, config.experiment_dir, images, labels, resume=resume, overwrite=overwrite)
 
 
-def fit(config, folder: Path, images, labels, fov_masks=None, resume: bool = False, overwrite: bool = False) -> Path:
+def fit(
+    config,
+    folder: Path,
+    images,
+    labels,
+    fov_masks=None,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: tuple = (),
+) -> Path:
     """Train a U-Net on preprocessed images (N, 1, H, W) and 0/1 labels, saving everything into ``folder``.
 
     ``fov_masks`` (N, 1, H, W) replace DRIVE's FOV disc for ``inside_FOV`` (STARE). Reusable by
-    any experiment (the STARE leave-one-out trains one folder per fold).
+    any experiment (the STARE leave-one-out trains one folder per fold); ``callbacks`` are extra
+    Keras callbacks, run after the checkpoints (the training-curve benchmark's evaluation).
     """
     check_patch_settings(config, images.shape)
     epochs_done, best_loss = prepare_experiment_folder(folder, config.name, resume, overwrite)
@@ -356,7 +366,11 @@ def fit(config, folder: Path, images, labels, fov_masks=None, resume: bool = Fal
         epochs=config.N_epochs,
         initial_epoch=epochs_done,
         verbose=2 if config.train_nohup or not sys.stdout.isatty() else 1,
-        callbacks=[checkpoints, keras.callbacks.CSVLogger(str(folder / "training_history.csv"), append=True)],
+        callbacks=[
+            checkpoints,
+            keras.callbacks.CSVLogger(str(folder / "training_history.csv"), append=True),
+            *callbacks,
+        ],
     )
     if checkpoints.nan_epoch is not None:
         kept = (

@@ -93,6 +93,7 @@ def test_the_published_configuration_loads_with_published_defaults(published):
     assert config.patch_source == "in_memory"
     assert config.whole_image is False and config.flip_tta is False
     assert config.seed == 42 and config.predict_batch_size == 256
+    assert config.precision == "float32" and config.test_precision == "float32"
     assert config.drive_folder == Path("DRIVE")
     assert config.test_groundTruth_2nd == "DRIVE_dataset_groundTruth2nd_test.hdf5"
     for key, value in {"augment": False, "lr_schedule": "constant", "precision": "float32"}.items():
@@ -167,6 +168,7 @@ def test_bad_values_name_the_key(tmp_path, old, new, fragments):
         ("training settings", "patch_source = disk", "patch_source"),
         ("testing settings", "whole_image = sometimes", "whole_image"),
         ("testing settings", "predict_batch_size = 0", "predict_batch_size"),
+        ("testing settings", "precision = bfloat16", "precision"),
     ],
 )
 def test_bad_optional_values_name_the_key(tmp_path, section, line, key):

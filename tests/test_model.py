@@ -190,6 +190,21 @@ def test_project_weights_round_trip(tmp_path, trained_like):
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, atol=1e-5)
 
 
+def test_bfloat16_inference_keeps_float32_weights_and_probabilities(tmp_path, trained_like):
+    """``[testing settings] precision = mixed_bfloat16``: bf16 arithmetic, float32 storage, the policy restored."""
+    original, x, expected = trained_like
+    path = tmp_path / "exp_best.weights.h5"
+    original.save_weights(path)
+    model = unet.load_trained_model(path, "mixed_bfloat16")
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert model.get_layer("conv_1").compute_dtype == "bfloat16"
+    assert all(weight.dtype == np.float32 for weight in model.get_weights())
+    output = model.predict(x, verbose=0)
+    assert output.dtype == np.float32
+    np.testing.assert_allclose(output, expected, atol=0.05)  # bfloat16 keeps 8 bits of mantissa
+    assert not np.array_equal(output, expected)
+
+
 def test_missing_or_bad_weights_are_user_errors(tmp_path):
     model = unet.build_unet(16, 16)
     with pytest.raises(UserError, match="weights file not found"):

@@ -238,3 +238,52 @@ def test_drive_patch_count_at_stride_5():
     assert p.grid_shape(padded_hw, (48, 48), (5, 5)) == (109, 105)
     patches = p.extract_overlapping(np.zeros((1, *padded_hw), dtype=np.uint8), (48, 48), (5, 5))
     assert patches.shape == (109 * 105, 1, 48, 48) == (11445, 1, 48, 48)
+
+
+# ------------------------------------------------------------------ skipping patches outside the FOV
+
+
+def disc(height, width, radius):
+    rows, cols = np.ogrid[:height, :width]
+    return ((rows - height / 2) ** 2 + (cols - width / 2) ** 2 <= radius**2).astype(np.uint8)
+
+
+@pytest.mark.parametrize("padded_hw, patch, stride", [((63, 58), (12, 8), (5, 5)), ((588, 568), (48, 48), (5, 5))])
+def test_patches_touching_a_mask_are_those_holding_a_mask_pixel(padded_hw, patch, stride):
+    mask = disc(*padded_hw, radius=min(padded_hw) / 3)
+    rows, cols = p.grid_shape(padded_hw, patch, stride)
+    expected = [
+        mask[r * stride[0] : r * stride[0] + patch[0], c * stride[1] : c * stride[1] + patch[1]].any()
+        for r in range(rows)
+        for c in range(cols)
+    ]
+    np.testing.assert_array_equal(p.patches_touching(mask, patch, stride), expected)
+
+
+def test_kept_counts_of_every_patch_are_the_published_full_sum():
+    padded_hw, patch, stride = (28, 33), (8, 8), (5, 5)
+    rows, cols = p.grid_shape(padded_hw, patch, stride)
+    _, full_sum = recompone_overlap(np.ones((rows * cols, 1, *patch)), *padded_hw, *stride)
+    kept = np.ones((rows, cols), dtype=bool)
+    np.testing.assert_array_equal(p.kept_counts(kept, padded_hw, patch, stride), full_sum[0, 0])
+
+
+def test_skipping_patches_outside_the_fov_leaves_every_fov_pixel_exactly_as_published():
+    """Every patch that covers a FOV pixel holds that pixel, so it is kept: FOV pixels average the same patches."""
+    padded_hw, patch, stride = (62, 58), (12, 8), (5, 5)  # tiled exactly, as overlap_padding pads
+    fov = disc(*padded_hw, radius=20)
+    rows, cols = p.grid_shape(padded_hw, patch, stride)
+    predictions = np.random.default_rng(5).random((rows * cols, *patch)).astype(np.float32)
+    kept = p.patches_touching(fov, patch, stride)
+    assert 0 < kept.sum() < kept.size
+    every = p.recompose_overlapping(predictions, padded_hw, stride)
+    skipped = p.recompose_overlapping(predictions[kept], padded_hw, stride, kept)
+    np.testing.assert_array_equal(skipped[fov > 0], every[fov > 0])
+    uncovered = p.kept_counts(kept.reshape(rows, cols), padded_hw, patch, stride) == 0
+    assert uncovered.any() and (skipped[uncovered] == 0).all()
+
+
+def test_drive_fov_skips_a_tenth_of_the_stride_5_patches():
+    fov = np.pad(disc(584, 565, radius=270), ((0, 4), (0, 3)))
+    kept = p.patches_touching(fov, (48, 48), (5, 5))
+    assert kept.size == 11445 and 0.85 < kept.mean() < 0.95

@@ -15,8 +15,8 @@ class Echo:
     def __init__(self):
         self.batch_sizes = []
 
-    def predict(self, x, batch_size=None, verbose=0):
-        self.batch_sizes.append(batch_size)
+    def predict_on_batch(self, x):
+        self.batch_sizes.append(len(x))
         x = np.asarray(x, dtype=np.float32)
         return np.concatenate([1 - x, x], axis=-1)
 
@@ -24,7 +24,7 @@ class Echo:
 class RowIndex(Echo):
     """A model that is not flip-equivariant: it outputs each pixel's row position in its input."""
 
-    def predict(self, x, batch_size=None, verbose=0):
+    def predict_on_batch(self, x):
         rows = np.broadcast_to(np.linspace(0, 1, x.shape[1])[None, :, None, None], x.shape).astype(np.float32)
         return np.concatenate([1 - rows, rows], axis=-1)
 
@@ -35,7 +35,7 @@ def test_predict_patches_returns_the_vessel_channel():
     out = predict_patches(model, patches, batch_size=3)
     assert out.shape == (5, 8, 8) and out.dtype == np.float32
     np.testing.assert_array_equal(out, patches[:, 0])
-    assert model.batch_sizes == [3]
+    assert model.batch_sizes == [3, 2]
 
 
 @pytest.mark.parametrize(
@@ -83,3 +83,27 @@ def test_flip_averaging_undoes_each_flip():
     # ...of the padded 12-row image: (r + (11 - r)) / 11 / 2 = 0.5 for every pixel
     np.testing.assert_allclose(rows, 0.5, atol=1e-6)
     np.testing.assert_allclose(predict_whole(RowIndex(), image)[:, 0], np.linspace(0, 1, 12), atol=1e-6)
+
+
+def test_predict_by_patches_with_a_fov_predicts_fewer_patches_and_the_same_fov_pixels():
+    keras.utils.set_random_seed(6)
+    model = build_unet(16, 16)
+    image = np.random.default_rng(6).random((1, 41, 38)).astype(np.float32)
+    rows, cols = np.ogrid[:41, :38]
+    fov = ((rows - 20) ** 2 + (cols - 19) ** 2 <= 12**2).astype(np.uint8)
+    every = predict_by_patches(model, image, (16, 16), (5, 5), batch_size=32)
+    counting = Counting(model)
+    skipped = predict_by_patches(counting, image, (16, 16), (5, 5), batch_size=32, fov=fov)
+    assert counting.patches < 7 * 6  # the 7x6 grid of patches, less those outside the disc
+    np.testing.assert_allclose(skipped[fov > 0], every[fov > 0], atol=1e-6)
+
+
+class Counting:
+    """Wraps a model and counts the patches it is asked to predict."""
+
+    def __init__(self, model):
+        self.model, self.patches = model, 0
+
+    def predict_on_batch(self, x):
+        self.patches += len(x)
+        return self.model.predict_on_batch(x)

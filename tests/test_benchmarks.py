@@ -1,0 +1,70 @@
+"""Smoke tests of the benchmark scripts on a tiny synthetic DRIVE: they run, and their figures are sane.
+
+Speed is never asserted here: the benchmarks print figures, the README quotes them.
+"""
+
+import csv
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+from helpers import REPO, assert_ok, make_config, run_script
+
+
+def run_module(module: str, *args, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    """The printed Markdown table's rows, by their first cell."""
+    rows = [line.strip("|").split("|") for line in stdout.splitlines() if line.startswith("| ")]
+    return {cells[0].strip(): [cell.strip() for cell in cells[1:]] for cells in rows[1:]}
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory, synthetic_drive):
+    folder = tmp_path_factory.mktemp("bench")
+    config = make_config(folder, {"training settings": {"precision": "mixed_bfloat16"}}, tiny=True)
+    assert_ok(run_script("prepare_datasets_DRIVE.py", "--drive", synthetic_drive, "--config", config, cwd=folder))
+    recipe = run_module("benchmarks.bench_recipe", "--config", config, cwd=folder)
+    assert_ok(recipe)
+    return SimpleNamespace(folder=folder, config=config, recipe=recipe)
+
+
+def test_recipe_curve_has_one_auc_per_epoch(bench):
+    with open(bench.folder / "exp" / "auc_curve.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["epoch"]) for row in rows] == [1, 2]
+    minutes = [float(row["training_minutes"]) for row in rows]
+    assert 0 < minutes[0] < minutes[1]
+    assert all(0 <= float(row["auc_roc_whole_image"]) <= 1 for row in rows)
+    assert set(table_rows(bench.recipe.stdout)) == {"1", "2"}
+    assert (bench.folder / "exp" / "exp_best.weights.h5").is_file()  # trained as run_training.py does
+
+
+def test_inference_benchmark_compares_every_mode_with_the_published_port(bench):
+    modes = "network,stride,stride_bf16,whole,whole_flips,published"
+    result = run_module("benchmarks.bench_inference", "--config", bench.config, "--modes", modes, cwd=bench.folder)
+    assert_ok(result)
+    rows = table_rows(result.stdout)
+    assert list(rows) == modes.split(",")
+    auc = {mode: float(cells[2]) for mode, cells in rows.items() if cells[2]}
+    assert auc.keys() == set(modes.split(",")) - {"network"}
+    assert auc["stride"] == auc["published"]  # skipping patches outside the FOV changes no FOV pixel
+    assert abs(auc["stride_bf16"] - auc["stride"]) < 0.05
+    assert all(float(cells[0]) > 0 and float(cells[1]) > 0 for cells in rows.values())  # seconds, memory
+    assert "stride mode end to end vs the network's forward pass alone" in result.stdout
+
+
+def test_training_benchmark_measures_each_pipeline(bench):
+    args = ("--config", bench.config, "--steps", 3, "--subimgs", 160)
+    result = run_module("benchmarks.bench_training", *args, cwd=bench.folder)
+    assert_ok(result)
+    rows = table_rows(result.stdout)
+    assert list(rows) == ["published", "in_memory", "streaming"]
+    assert all(float(cells[0]) > 0 for cells in rows.values())
