@@ -21,9 +21,8 @@ import numpy as np
 from benchmarks import common, published
 from lib.config import load_config
 from lib.metrics import evaluate, fov_pixels
-from lib.patches import extract_overlapping, overlap_padding, pad_bottom_right, patches_touching
 from src.model import load_trained_model
-from src.prediction import predict_patches
+from src.prediction import overlapping_patches, predict_patches
 from src.testing import load_test_set, predict_test_set
 
 MODES = ("network", "stride", "stride_bf16", "whole", "whole_flips", "whole_bf16", "whole_flips_bf16", "published")
@@ -39,9 +38,7 @@ def run_single(mode: str, config, weights) -> dict:
 
     def network(count: int) -> None:
         for image, mask in zip(images[:count], masks[:count], strict=True):
-            padding = overlap_padding(image.shape[1:], patch_hw, stride_hw)
-            patches = extract_overlapping(pad_bottom_right(image, padding), patch_hw, stride_hw)
-            patches = patches[patches_touching(pad_bottom_right(mask[None], padding)[0], patch_hw, stride_hw)]
+            patches, _, _ = overlapping_patches(image, patch_hw, stride_hw, mask)
             start = time.perf_counter()
             predict_patches(model, patches, config.predict_batch_size)
             elapsed[0] += time.perf_counter() - start

@@ -22,7 +22,7 @@ from lib.cli import run_cli
 from lib.config import load_config
 from lib.imageio import write_text
 from lib.metrics import evaluate, fov_pixels
-from src.model import build_unet
+from src.model import build_unet_in
 from src.prediction import predict_whole
 from src.testing import load_test_set
 from src.training import fit, load_training_set
@@ -34,6 +34,7 @@ class TestCurve(keras.callbacks.Callback):
     def __init__(self, test_set: dict):
         super().__init__()
         self.test_set = test_set
+        self.whole = build_unet_in("float32")  # any size, float32 like run_testing.py; weights copied in
         self.rows: list[dict] = []
         self.paused = 0.0
         self.start = time.perf_counter()
@@ -47,13 +48,9 @@ class TestCurve(keras.callbacks.Callback):
         self.paused += time.perf_counter() - paused_at
 
     def test_auc(self) -> float:
-        """The current weights in a float32, any-size copy of the network, on every test image."""
-        policy = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy("float32")
-        whole = build_unet()
-        keras.mixed_precision.set_global_policy(policy)
-        whole.set_weights(self.model.get_weights())
-        predictions = np.stack([predict_whole(whole, image) for image in self.test_set["images"]])
+        """The current weights, predicting every test image whole."""
+        self.whole.set_weights(self.model.get_weights())
+        predictions = np.stack([predict_whole(self.whole, image) for image in self.test_set["images"]])
         masks = self.test_set["masks"]
         return evaluate(fov_pixels(self.test_set["truths"], masks), fov_pixels(predictions, masks))["auc_roc"]
 

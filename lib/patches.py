@@ -30,17 +30,23 @@ def allowed_centres(image_hw: tuple[int, int], patch_hw: tuple[int, int], inside
     return candidates
 
 
-def _patch_inside_mask(fov: np.ndarray, patch_hw: tuple[int, int]) -> np.ndarray:
-    """Centres whose patch [c - p/2, c + p/2) lies entirely in ``fov`` (a summed-area table, no loops)."""
+def window_sums(array: np.ndarray, patch_hw: tuple[int, int]) -> np.ndarray:
+    """Sum of every ph x pw window of a 2-D array, by its top-left corner (a summed-area table, no loops)."""
     patch_h, patch_w = patch_hw
-    table = np.pad(np.cumsum(np.cumsum(fov, axis=0, dtype=np.int64), axis=1), ((1, 0), (1, 0)))
-    inside = np.zeros(fov.shape, dtype=bool)
-    sums = (
+    table = np.pad(np.cumsum(np.cumsum(array, axis=0, dtype=np.int64), axis=1), ((1, 0), (1, 0)))
+    return (
         table[patch_h:, patch_w:]
         - table[:-patch_h, patch_w:]
         - table[patch_h:, :-patch_w]
         + table[:-patch_h, :-patch_w]
     )
+
+
+def _patch_inside_mask(fov: np.ndarray, patch_hw: tuple[int, int]) -> np.ndarray:
+    """Centres whose patch [c - p/2, c + p/2) lies entirely in ``fov``."""
+    patch_h, patch_w = patch_hw
+    inside = np.zeros(fov.shape, dtype=bool)
+    sums = window_sums(fov, patch_hw)
     inside[patch_h // 2 : patch_h // 2 + sums.shape[0], patch_w // 2 : patch_w // 2 + sums.shape[1]] = (
         sums == patch_h * patch_w
     )
@@ -128,15 +134,8 @@ def extract_overlapping(image: np.ndarray, patch_hw: tuple[int, int], stride_hw:
 
 def patches_touching(mask: np.ndarray, patch_hw: tuple[int, int], stride_hw: tuple[int, int]) -> np.ndarray:
     """Which patches of an overlapping extraction hold at least one nonzero pixel of a padded (H, W) mask,
-    in extraction order: a summed-area table gives every window's count at once."""
-    summed = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), dtype=np.int64)
-    summed[1:, 1:] = (mask != 0).cumsum(axis=0).cumsum(axis=1)
-    rows, cols = grid_shape(mask.shape, patch_hw, stride_hw)
-    top = np.arange(rows)[:, None] * stride_hw[0]
-    left = np.arange(cols)[None, :] * stride_hw[1]
-    bottom, right = top + patch_hw[0], left + patch_hw[1]
-    counts = summed[bottom, right] - summed[top, right] - summed[bottom, left] + summed[top, left]
-    return (counts > 0).ravel()
+    in extraction order."""
+    return (window_sums(mask != 0, patch_hw)[:: stride_hw[0], :: stride_hw[1]] > 0).ravel()
 
 
 def overlap_counts(padded_hw: tuple[int, int], patch_hw: tuple[int, int], stride_hw: tuple[int, int]) -> np.ndarray:
@@ -183,13 +182,9 @@ def recompose_overlapping(
 def kept_counts(
     kept: np.ndarray, padded_hw: tuple[int, int], patch_hw: tuple[int, int], stride_hw: tuple[int, int]
 ) -> np.ndarray:
-    """How many kept patches, a (rows, cols) grid of flags, cover each pixel: a box sum of their corners,
-    since pixel (y, x) is covered by the patches whose corner lies in [y - ph + 1, y] x [x - pw + 1, x]."""
+    """How many kept patches, a (rows, cols) grid of flags, cover each pixel: pixel (y, x) is covered by
+    the patches whose corner lies in [y - ph + 1, y] x [x - pw + 1, x], a window of the corner map."""
     corners = np.zeros(padded_hw, dtype=np.int64)
     rows, cols = kept.shape
     corners[: rows * stride_hw[0] : stride_hw[0], : cols * stride_hw[1] : stride_hw[1]] = kept
-    summed = np.zeros((padded_hw[0] + patch_hw[0] + 1, padded_hw[1] + patch_hw[1] + 1), dtype=np.int64)
-    summed[patch_hw[0] + 1 :, patch_hw[1] + 1 :] = corners.cumsum(axis=0).cumsum(axis=1)
-    top, left = np.ogrid[1 : padded_hw[0] + 1, 1 : padded_hw[1] + 1]
-    bottom, right = top + patch_hw[0], left + patch_hw[1]
-    return summed[bottom, right] - summed[top, right] - summed[bottom, left] + summed[top, left]
+    return window_sums(np.pad(corners, ((patch_hw[0] - 1, 0), (patch_hw[1] - 1, 0))), patch_hw)

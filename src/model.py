@@ -81,14 +81,19 @@ def load_trained_model(path, precision: str = "float32") -> keras.Model:
     """
     if not os.path.isfile(path):
         raise UserError(f"{path}: weights file not found; train first (run_training.py) or pass --weights PATH")
+    model = build_unet_in(precision, final_relu=is_legacy_weights(path))
+    load_weights(model, path)
+    return model
+
+
+def build_unet_in(precision: str, **options) -> keras.Model:
+    """``build_unet(**options)`` computing in the Keras dtype policy ``precision``, whatever the global one."""
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
-        model = build_unet(final_relu=is_legacy_weights(path))
+        return build_unet(**options)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    load_weights(model, path)
-    return model
 
 
 def load_weights(model: keras.Model, path) -> None:

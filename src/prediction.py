@@ -42,17 +42,25 @@ def predict_by_patches(
     or are 0.
     """
     height, width = image.shape[1:]
-    padding = overlap_padding((height, width), patch_hw, stride_hw)
-    padded = pad_bottom_right(image, padding)
-    patches = extract_overlapping(padded, patch_hw, stride_hw)
-    kept = None
-    if fov is not None:
-        kept = patches_touching(pad_bottom_right(fov[None], padding)[0], patch_hw, stride_hw)
-        patches = patches[kept]
+    patches, padded_hw, kept = overlapping_patches(image, patch_hw, stride_hw, fov)
     probabilities = predict_patches(model, patches, batch_size)
     del patches  # freed before the reassembly: the two never need to be in memory together
-    recomposed = recompose_overlapping(probabilities, padded.shape[1:], stride_hw, kept)
+    recomposed = recompose_overlapping(probabilities, padded_hw, stride_hw, kept)
     return recomposed[:height, :width].astype(np.float32)
+
+
+def overlapping_patches(
+    image: np.ndarray, patch_hw: tuple[int, int], stride_hw: tuple[int, int], fov: np.ndarray | None = None
+) -> tuple[np.ndarray, tuple[int, int], np.ndarray | None]:
+    """The patches ``predict_by_patches`` predicts: (n, 1, ph, pw), the padded size, and which of the full
+    extraction they are (None: all; with ``fov``, those holding a FOV pixel)."""
+    padding = overlap_padding(image.shape[1:], patch_hw, stride_hw)
+    padded = pad_bottom_right(image, padding)
+    patches = extract_overlapping(padded, patch_hw, stride_hw)
+    if fov is None:
+        return patches, padded.shape[1:], None
+    kept = patches_touching(pad_bottom_right(fov[None], padding)[0], patch_hw, stride_hw)
+    return patches[kept], padded.shape[1:], kept
 
 
 def predict_whole(model, image: np.ndarray, flips: bool = False) -> np.ndarray:
