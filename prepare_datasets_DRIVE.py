@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from lib import cli
 from lib.datasets import read_drive_split, write_hdf5
+from src import cli
 
 
 def main():
@@ -13,7 +13,7 @@ def main():
     )
     args = arguments.parse_args()
     config = cli.config_from(args)
-    root = args.drive or config.drive_folder
+    root = args.drive or config.data.drive_folder
     outputs = {
         "training": {
             "imgs": "train_imgs_original",
@@ -41,7 +41,7 @@ def main():
         )
         for key, config_key in files.items():
             if key in arrays:
-                path = config.data_file(config_key)
+                path = config.data.file(config_key)
                 write_hdf5(path, arrays[key])
                 print(f"  wrote {path}  {arrays[key].shape} {arrays[key].dtype}")
 

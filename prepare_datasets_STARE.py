@@ -3,11 +3,12 @@ image colour (STARE ships none) and a preview of them (the STARE part of the pub
 
 from pathlib import Path
 
-from lib import cli, stare
+from lib import stare
+from src import cli
 
 
 def main():
-    arguments = stare.parser(__doc__)
+    arguments = cli.parser(__doc__, config=stare.CONFIG_FILE)
     arguments.add_argument(
         "--stare",
         type=Path,
@@ -17,7 +18,7 @@ def main():
     args = arguments.parse_args()
     config = cli.config_from(args)
     root = args.stare or stare.load_leave_one_out(args.config).stare_folder
-    prepared = stare.prepare(config, root)
+    prepared = stare.prepare(config.data, root)
     images = prepared["imgs"]
     print(f"{len(images)} images of {images.shape[3]}x{images.shape[2]} from {root}")
     if len(images) != stare.PUBLISHED_COUNT:

@@ -4,18 +4,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from lib.cli import run_cli
+from lib.experiment import Experiment
+from lib.inference import PUBLISHED_PATCH_HW, Inference
 from lib.metrics import THRESHOLD
-from src.segment import (
-    DRIVE_FOV_DIAMETER,
-    MIN_SIDE,
-    PATCH_HW,
-    RESCALE_TOLERANCE,
-    SUMMARY,
-    Options,
-    segment,
-    weights_of,
-)
+from lib.rendering import SUMMARY
+from lib.rescale import DRIVE_FOV_DIAMETER, RESCALE_TOLERANCE
+from src.cli import run_cli
 
 REPO = Path(__file__).resolve().parent
 EPILOG = f"""\
@@ -76,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
     scale = result.add_mutually_exclusive_group()
     scale.add_argument(
         "--fov-diameter",
-        type=bounded(float, MIN_SIDE, 10_000),
+        type=bounded(float, PUBLISHED_PATCH_HW[0], 10_000),
         default=DRIVE_FOV_DIAMETER,
         help=f"rescale each image so its FOV is this many px across (default {DRIVE_FOV_DIAMETER}, DRIVE's); "
         f"within {RESCALE_TOLERANCE:.0%}% the image is left alone",
@@ -85,9 +79,9 @@ def parser() -> argparse.ArgumentParser:
     mode = result.add_mutually_exclusive_group()
     mode.add_argument(
         "--stride",
-        type=bounded(int, 1, PATCH_HW[0]),
-        help=f"average overlapping {PATCH_HW[0]}x{PATCH_HW[1]} patches at this stride (published, slower) "
-        "instead of predicting the whole image at once",
+        type=bounded(int, 1, PUBLISHED_PATCH_HW[0]),
+        help="average overlapping {}x{} patches at this stride (published, slower) instead of predicting the whole "
+        "image at once".format(*PUBLISHED_PATCH_HW),
     )
     mode.add_argument("--flips", action="store_true", help="average the image's 4 flips (whole image, 4x slower)")
     result.add_argument(
@@ -102,13 +96,14 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run the segmentation; the exit status is 1 when any input failed."""
     args = parser().parse_args(argv)
-    options = Options(
-        fov_diameter=None if args.no_rescale else args.fov_diameter,
-        stride=args.stride,
-        flips=args.flips,
-        threshold=args.threshold,
-    )
-    weights = args.weights or weights_of(args.model)
+    from src.segment import Options, segment  # TensorFlow loads only once the arguments are known to be valid
+
+    if args.stride:
+        inference = Inference(mode="patches", patch_hw=PUBLISHED_PATCH_HW, stride_hw=(args.stride, args.stride))
+    else:
+        inference = Inference(mode="flips" if args.flips else "whole", patch_hw=PUBLISHED_PATCH_HW)
+    options = Options(inference, fov_diameter=None if args.no_rescale else args.fov_diameter, threshold=args.threshold)
+    weights = args.weights or Experiment.in_folder(args.model).weights("best")
     return 1 if segment(args.images, args.output, weights, options, args.masks, args.labels) else 0
 
 

@@ -3,12 +3,12 @@ out; or, with --cross-dataset, a DRIVE-trained model tested on every STARE image
 
 from pathlib import Path
 
-from lib import cli, stare
-from src.leave_one_out import run_cross_dataset, run_leave_one_out
+from lib import stare
+from src import cli
 
 
 def main():
-    arguments = stare.parser(__doc__)
+    arguments = cli.parser(__doc__, config=stare.CONFIG_FILE)
     arguments.add_argument(
         "--folds", help="held-out image ids to run, e.g. im0001,im0082, or all (default: [leave-one-out] folds)"
     )
@@ -33,15 +33,19 @@ def main():
     args = arguments.parse_args()
     config = cli.config_from(args)
     settings = stare.load_leave_one_out(args.config)
+    folds = None if args.folds is None else stare.parse_folds(args.folds, "--folds")
+    # TensorFlow loads only once the arguments are known to be valid
+    from src.cross_dataset import run_cross_dataset
+    from src.leave_one_out import run_leave_one_out
+
     if args.cross_dataset:
         summary = run_cross_dataset(config, settings, args.weights, args.patches)
-        cross = summary["cross_dataset"]
         print(
-            f"DRIVE-trained {args.weights} on {cross['images']} STARE images: AUC ROC {cross['auc_roc_mean']:.4f} "
-            f"+- {cross['auc_roc_std']:.4f} per image, {cross['pooled']['auc_roc']:.4f} pooled"
+            f"DRIVE-trained {args.weights} on {summary['images']} STARE images: AUC ROC "
+            f"{summary['auc_roc_mean']:.4f} +- {summary['auc_roc_std']:.4f} per image, "
+            f"{summary['pooled']['auc_roc']:.4f} pooled"
         )
     else:
-        folds = None if args.folds is None else stare.parse_folds(args.folds, "--folds")
         summary = run_leave_one_out(config, settings, folds, args.overwrite)
         if summary["folds"]:
             std = "" if summary["auc_roc_std"] is None else f" +- {summary['auc_roc_std']:.4f}"

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from lib import cli
+from src import cli
 
 
 def main():
@@ -18,8 +18,9 @@ def main():
     config = cli.config_from(args)
     from src.testing import run_test  # TensorFlow loads only after the configuration is known to be valid
 
-    output = args.output or (config.experiment_dir / args.weights.name.split(".")[0] if args.weights else None)
-    with cli.log_to(config.experiment_dir / "testing.log" if config.test_nohup else None):
+    experiment = config.experiment
+    output = args.output or (experiment.folder / args.weights.name.split(".")[0] if args.weights else None)
+    with cli.log_to(experiment.testing_log if config.testing.nohup else None):
         results = run_test(config, args.weights, output)
         print(
             f"AUC ROC {results['auc_roc']:.4f}  AUC PR {results['auc_pr']:.4f}  F1 {results['f1']:.4f}  "

@@ -1,6 +1,6 @@
 """Train the U-Net of an experiment on random patches of the prepared training set (published run_training.py)."""
 
-from lib import cli
+from src import cli
 
 
 def main():
@@ -15,7 +15,7 @@ def main():
     config = cli.config_from(args)
     from src.training import train  # TensorFlow loads only after the configuration is known to be valid
 
-    with cli.log_to(config.experiment_dir / "training.log" if config.train_nohup else None):
+    with cli.log_to(config.experiment.training_log if config.training.nohup else None):
         folder = train(config, resume=args.resume, overwrite=args.overwrite)
     print(f"training finished: weights, architecture and history in {folder}/")
 

@@ -20,27 +20,32 @@ import numpy as np
 
 from benchmarks import common, published
 from lib.config import load_config
-from lib.metrics import evaluate, fov_pixels
+from lib.metrics import evaluate, evaluate_fov
 from src.model import load_trained_model
 from src.prediction import overlapping_patches, predict_patches
-from src.testing import load_test_set, predict_test_set
+from src.testing import load_test_set, predict_images
 
 MODES = ("network", "stride", "stride_bf16", "whole", "whole_flips", "whole_bf16", "whole_flips_bf16", "published")
 BF16 = "_bf16"
 
 
 def run_single(mode: str, config, weights) -> dict:
-    test_set = load_test_set(config)
+    test_set = load_test_set(config.data, config.testing)
     images, truths, masks = test_set["images"], test_set["truths"], test_set["masks"]
-    model = load_trained_model(weights, "mixed_bfloat16" if mode.endswith(BF16) else "float32")
     base_mode = mode.removesuffix(BF16)
-    patch_hw, stride_hw = (config.patch_height, config.patch_width), (config.stride_height, config.stride_width)
+    inference = dataclasses.replace(
+        config.testing.inference,
+        mode={"whole": "whole", "whole_flips": "flips"}.get(base_mode, "patches"),
+        precision="mixed_bfloat16" if mode.endswith(BF16) else "float32",
+    )
+    model = load_trained_model(weights, inference.precision)
+    patch_hw, stride_hw = inference.patch_hw, inference.stride_hw
 
     def network(count: int) -> None:
         for image, mask in zip(images[:count], masks[:count], strict=True):
             patches, _, _ = overlapping_patches(image, patch_hw, stride_hw, mask)
             start = time.perf_counter()
-            predict_patches(model, patches, config.predict_batch_size)
+            predict_patches(model, patches, inference.batch_size)
             elapsed[0] += time.perf_counter() - start
 
     def published_approach(count: int) -> float:
@@ -53,12 +58,11 @@ def run_single(mode: str, config, weights) -> dict:
         scores, labels = published.pred_only_FOV(
             full[:, :, :height, :width], truths[:count, None].astype(np.float64), masks[:count, None]
         )
-        return evaluate(labels.ravel(), scores.ravel())["auc_roc"]
+        return evaluate(labels.ravel(), scores.ravel()).metrics["auc_roc"]
 
     def this_project(count: int) -> float:
-        settings = dataclasses.replace(config, whole_image=base_mode != "stride", flip_tta=base_mode == "whole_flips")
-        predictions, _ = predict_test_set(settings, model, images[:count], masks[:count])
-        return evaluate(fov_pixels(truths[:count], masks[:count]), fov_pixels(predictions, masks[:count]))["auc_roc"]
+        predictions, _ = predict_images(model, images[:count], inference, masks[:count])
+        return evaluate_fov(truths[:count], predictions, masks[:count]).metrics["auc_roc"]
 
     run = {"network": network, "published": published_approach}.get(base_mode, this_project)
     elapsed = [0.0]
@@ -86,12 +90,14 @@ def main():
     args = parser.parse_args()
     config = load_config(args.config)
     if args.images:
-        config = dataclasses.replace(config, full_images_to_test=args.images)
-    weights = args.weights or str(config.experiment_dir / f"{config.name}_{config.best_last}.weights.h5")
+        testing = dataclasses.replace(config.testing, full_images_to_test=args.images)
+        config = dataclasses.replace(config, testing=testing)
+    testing, inference = config.testing, config.testing.inference
+    weights = args.weights or str(config.experiment.weights(testing.best_last))
     if args.single:
         print(json.dumps(run_single(args.single, config, weights)))
         return
-    forwarded = ["--config", args.config, "--weights", weights, "--images", str(config.full_images_to_test)]
+    forwarded = ["--config", args.config, "--weights", weights, "--images", str(testing.full_images_to_test)]
     rows = common.run_modes("benchmarks.bench_inference", args.modes.split(","), forwarded)
     by_mode = {row["mode"]: row for row in rows}
     for row in rows:
@@ -100,8 +106,8 @@ def main():
         if "stride" in by_mode:
             row["vs_stride"] = by_mode["stride"]["seconds_per_image"] / row["seconds_per_image"]
     print(
-        f"\nweights {weights}; {config.full_images_to_test} DRIVE test images; stride "
-        f"{config.stride_height}x{config.stride_width}; patch batch {config.predict_batch_size}\n"
+        f"\nweights {weights}; {testing.full_images_to_test} DRIVE test images; stride "
+        f"{inference.stride_hw[0]}x{inference.stride_hw[1]}; patch batch {inference.batch_size}\n"
     )
     common.print_table(
         [

@@ -15,13 +15,13 @@ import csv
 import io
 import time
 
-import keras
 import numpy as np
 
-from lib.cli import run_cli
 from lib.config import load_config
 from lib.imageio import write_text
-from lib.metrics import evaluate, fov_pixels
+from lib.metrics import evaluate_fov
+from src.backend import keras
+from src.cli import run_cli
 from src.model import build_unet_in
 from src.prediction import predict_whole
 from src.testing import load_test_set
@@ -51,8 +51,7 @@ class TestCurve(keras.callbacks.Callback):
         """The current weights, predicting every test image whole."""
         self.whole.set_weights(self.model.get_weights())
         predictions = np.stack([predict_whole(self.whole, image) for image in self.test_set["images"]])
-        masks = self.test_set["masks"]
-        return evaluate(fov_pixels(self.test_set["truths"], masks), fov_pixels(predictions, masks))["auc_roc"]
+        return evaluate_fov(self.test_set["truths"], predictions, self.test_set["masks"]).metrics["auc_roc"]
 
 
 def curve_csv(rows: list[dict]) -> str:
@@ -69,11 +68,11 @@ def main():
     parser.add_argument("--overwrite", action="store_true", help="replace the experiment's earlier results")
     args = parser.parse_args()
     config = load_config(args.config)
-    test_set = load_test_set(config)
-    images, labels = load_training_set(config)
+    test_set = load_test_set(config.data, config.testing)
+    images, labels = load_training_set(config.data)
     curve = TestCurve(test_set)
     start = time.perf_counter()
-    folder = fit(config, config.experiment_dir, images, labels, overwrite=args.overwrite, callbacks=(curve,))
+    folder = fit(config.training, config.experiment, images, labels, overwrite=args.overwrite, callbacks=(curve,))
     wall_minutes = (time.perf_counter() - start) / 60
     if curve.rows:
         write_text(folder / "auc_curve.csv", curve_csv(curve.rows))

@@ -16,11 +16,12 @@ import dataclasses
 import json
 import time
 
-import keras
 import numpy as np
 
 from benchmarks import common, published
-from lib.config import PRECISIONS, load_config
+from lib.config import load_config
+from lib.inference import PRECISIONS
+from src.backend import keras
 from src.model import build_unet
 from src.training import compile_model, fov_constraint, in_memory_patches, load_training_set, streaming_patches
 
@@ -29,29 +30,30 @@ WARMUP_STEPS = 5
 
 
 def run_single(mode: str, config, steps: int) -> dict:
-    images, labels = load_training_set(config)
-    keras.utils.set_random_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    patch_hw = (config.patch_height, config.patch_width)
+    images, labels = load_training_set(config.data)
+    settings = config.training
+    keras.utils.set_random_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    patch_hw = settings.patch_hw
     start = time.perf_counter()
     if mode == "published":
         patches, patch_masks = published.extract_random(
-            images.astype(np.float64), labels.astype(np.float64), *patch_hw, config.N_subimgs, rng
+            images.astype(np.float64), labels.astype(np.float64), *patch_hw, settings.N_subimgs, rng
         )
         targets = published.masks_unet(patch_masks)
         unet = build_unet(*patch_hw)
         model = keras.Model(unet.input, keras.layers.Reshape((patch_hw[0] * patch_hw[1], 2))(unet.output))
-        model.compile(optimizer=keras.optimizers.SGD(config.learning_rate), loss="categorical_crossentropy")
+        model.compile(optimizer=keras.optimizers.SGD(settings.learning_rate), loss="categorical_crossentropy")
         x, y = patches.transpose(0, 2, 3, 1), targets
     else:
         sample = in_memory_patches if mode == "in_memory" else streaming_patches
-        data = sample(config, images, labels, fov_constraint(config, None), rng)
+        data = sample(settings, images, labels, fov_constraint(settings, None), rng)
         x, y = data["train"] if isinstance(data["train"], tuple) else (data["train"].repeat(), None)
-        keras.mixed_precision.set_global_policy(config.precision)
+        keras.mixed_precision.set_global_policy(settings.precision)
         model = build_unet(*patch_hw)
-        compile_model(model, config, steps)
+        compile_model(model, settings, steps)
     setup_seconds = time.perf_counter() - start
-    batch = config.batch_size if y is not None else None
+    batch = settings.batch_size if y is not None else None
     model.fit(x, y, batch_size=batch, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)
     start = time.perf_counter()
     model.fit(x, y, batch_size=batch, steps_per_epoch=steps, epochs=1, verbose=0)
@@ -59,7 +61,7 @@ def run_single(mode: str, config, steps: int) -> dict:
     return {
         "mode": mode,
         "setup_seconds": setup_seconds,
-        "patches_per_second": steps * config.batch_size / seconds,
+        "patches_per_second": steps * settings.batch_size / seconds,
         "peak_rss_mb": common.peak_rss_mb(),
     }
 
@@ -75,18 +77,19 @@ def main():
     parser.add_argument("--single", help=argparse.SUPPRESS)
     args = parser.parse_args()
     config = load_config(args.config)
-    config = dataclasses.replace(
-        config,
-        N_subimgs=args.subimgs or config.N_subimgs,
-        batch_size=args.batch_size or config.batch_size,
-        precision=args.precision or config.precision,
+    settings = dataclasses.replace(
+        config.training,
+        N_subimgs=args.subimgs or config.training.N_subimgs,
+        batch_size=args.batch_size or config.training.batch_size,
+        precision=args.precision or config.training.precision,
         augment=False,  # the same patches in every mode
     )
+    config = dataclasses.replace(config, training=settings)
     if args.single:
         print(json.dumps(run_single(args.single, config, args.steps)))
         return
-    forwarded = ["--config", args.config, "--steps", str(args.steps), "--subimgs", str(config.N_subimgs)]
-    forwarded += ["--batch-size", str(config.batch_size), "--precision", config.precision]
+    forwarded = ["--config", args.config, "--steps", str(args.steps), "--subimgs", str(settings.N_subimgs)]
+    forwarded += ["--batch-size", str(settings.batch_size), "--precision", settings.precision]
     rows = common.run_modes("benchmarks.bench_training", args.modes.split(","), forwarded)
     by_mode = {row["mode"]: row for row in rows}
     for row in rows:
@@ -94,8 +97,8 @@ def main():
             row["throughput_ratio"] = row["patches_per_second"] / by_mode["published"]["patches_per_second"]
             row["memory_ratio"] = by_mode["published"]["peak_rss_mb"] / row["peak_rss_mb"]
     print(
-        f"\nN_subimgs {config.N_subimgs}, patch {config.patch_height}x{config.patch_width}, batch "
-        f"{config.batch_size}, {args.steps} timed steps, precision {config.precision} (published mode: float32)\n"
+        f"\nN_subimgs {settings.N_subimgs}, patch {settings.patch_hw[0]}x{settings.patch_hw[1]}, batch "
+        f"{settings.batch_size}, {args.steps} timed steps, precision {settings.precision} (published mode: float32)\n"
     )
     common.print_table(
         [

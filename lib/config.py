@@ -10,16 +10,17 @@ import re
 from pathlib import Path
 
 from lib.errors import UserError
+from lib.experiment import Experiment
+from lib.inference import PRECISIONS, Inference
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policies
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    source: Path
-    # [data paths]
+class DataPaths:
+    """[data paths]: where the prepared HDF5 files are, and the downloaded DRIVE folder."""
+
     path_local: Path
     drive_folder: Path
     train_imgs_original: str
@@ -29,17 +30,23 @@ class Config:
     test_groundTruth: str
     test_groundTruth_2nd: str
     test_border_masks: str
-    # [experiment name]
-    name: str
-    # [data attributes]
-    patch_height: int
-    patch_width: int
-    # [training settings]
+
+    def file(self, key: str) -> Path:
+        """The HDF5 file named by ``[data paths] key``, inside ``path_local``."""
+        return self.path_local / getattr(self, key)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """[training settings], with the [data attributes] patch size and the file they came from (for messages)."""
+
+    source: Path
+    patch_hw: tuple[int, int]
     N_subimgs: int
     inside_FOV: bool
     N_epochs: int
     batch_size: int
-    train_nohup: bool
+    nohup: bool
     seed: int
     optimizer: str
     learning_rate: float
@@ -48,26 +55,36 @@ class Config:
     augment: bool
     lr_schedule: str
     precision: str
-    # [testing settings]
+    initial_weights: Path | None  # start from these weights instead of a random initialisation
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}: [training settings]"
+
+
+@dataclasses.dataclass(frozen=True)
+class TestingSettings:
+    """[testing settings]: which weights, how many images, the pictures, and how images are predicted."""
+
+    source: Path
     best_last: str
     full_images_to_test: int
     N_group_visual: int
-    average_mode: bool
-    stride_height: int
-    stride_width: int
-    test_nohup: bool
-    whole_image: bool
-    flip_tta: bool
-    predict_batch_size: int
-    test_precision: str
+    nohup: bool
+    inference: Inference
 
-    def data_file(self, key: str) -> Path:
-        """The HDF5 file named by ``[data paths] key``, inside ``path_local``."""
-        return self.path_local / getattr(self, key)
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    source: Path
+    name: str  # [experiment name]
+    data: DataPaths
+    training: TrainingSettings
+    testing: TestingSettings
 
     @property
-    def experiment_dir(self) -> Path:
-        return Path(self.name)
+    def experiment(self) -> Experiment:
+        return Experiment(Path(self.name), self.name)
 
 
 class Section:
@@ -184,43 +201,60 @@ def load_config(path) -> Config:
 
     if training.boolean("augment", False) and training.text("patch_source", "in_memory").lower() != "streaming":
         raise UserError(f"{path}: [training settings] augment = True needs patch_source = streaming")
+    whole_image, flip_tta = testing.boolean("whole_image", False), testing.boolean("flip_tta", False)
+    if flip_tta and not whole_image:
+        raise UserError(
+            f"{path}: [testing settings] flip_tta = True averages whole-image predictions but whole_image = False; "
+            "set whole_image = True, or flip_tta = False for patches"
+        )
+    patch_hw = (patch_height, patch_width)
+    average = testing.boolean("average_mode")
+    initial_weights = training.text("initial_weights", "")
 
     return Config(
         source=path,
-        path_local=Path(paths.text("path_local")),
-        drive_folder=Path(paths.text("drive_folder", "./DRIVE")),
-        train_imgs_original=paths.text("train_imgs_original"),
-        train_groundTruth=paths.text("train_groundTruth"),
-        train_border_masks=paths.text("train_border_masks"),
-        test_imgs_original=paths.text("test_imgs_original"),
-        test_groundTruth=paths.text("test_groundTruth"),
-        test_groundTruth_2nd=paths.text("test_groundTruth_2nd", "DRIVE_dataset_groundTruth2nd_test.hdf5"),
-        test_border_masks=paths.text("test_border_masks"),
         name=name,
-        patch_height=patch_height,
-        patch_width=patch_width,
-        N_subimgs=training.integer("N_subimgs"),
-        inside_FOV=training.boolean("inside_FOV"),
-        N_epochs=training.integer("N_epochs"),
-        batch_size=training.integer("batch_size"),
-        train_nohup=training.boolean("nohup", False),
-        seed=training.integer("seed", 42, minimum=0),
-        optimizer=training.choice("optimizer", "sgd", ("sgd", "adam")),
-        learning_rate=training.number("learning_rate", 0.01, 0.0, 10.0),
-        validation_split=training.number("validation_split", 0.1, 0.0, 1.0),
-        patch_source=training.choice("patch_source", "in_memory", ("in_memory", "streaming")),
-        augment=training.boolean("augment", False),
-        lr_schedule=training.choice("lr_schedule", "constant", ("constant", "cosine")),
-        precision=training.choice("precision", "float32", PRECISIONS),
-        best_last=testing.choice("best_last", "best", ("best", "last")),
-        full_images_to_test=testing.integer("full_images_to_test"),
-        N_group_visual=testing.integer("N_group_visual", 1),
-        average_mode=testing.boolean("average_mode"),
-        stride_height=stride_height,
-        stride_width=stride_width,
-        test_nohup=testing.boolean("nohup", False),
-        whole_image=testing.boolean("whole_image", False),
-        flip_tta=testing.boolean("flip_tta", False),
-        predict_batch_size=testing.integer("predict_batch_size", 256),
-        test_precision=testing.choice("precision", "float32", PRECISIONS),
+        data=DataPaths(
+            path_local=Path(paths.text("path_local")),
+            drive_folder=Path(paths.text("drive_folder", "./DRIVE")),
+            train_imgs_original=paths.text("train_imgs_original"),
+            train_groundTruth=paths.text("train_groundTruth"),
+            train_border_masks=paths.text("train_border_masks"),
+            test_imgs_original=paths.text("test_imgs_original"),
+            test_groundTruth=paths.text("test_groundTruth"),
+            test_groundTruth_2nd=paths.text("test_groundTruth_2nd", "DRIVE_dataset_groundTruth2nd_test.hdf5"),
+            test_border_masks=paths.text("test_border_masks"),
+        ),
+        training=TrainingSettings(
+            source=path,
+            patch_hw=patch_hw,
+            N_subimgs=training.integer("N_subimgs"),
+            inside_FOV=training.boolean("inside_FOV"),
+            N_epochs=training.integer("N_epochs"),
+            batch_size=training.integer("batch_size"),
+            nohup=training.boolean("nohup", False),
+            seed=training.integer("seed", 42, minimum=0),
+            optimizer=training.choice("optimizer", "sgd", ("sgd", "adam")),
+            learning_rate=training.number("learning_rate", 0.01, 0.0, 10.0),
+            validation_split=training.number("validation_split", 0.1, 0.0, 1.0),
+            patch_source=training.choice("patch_source", "in_memory", ("in_memory", "streaming")),
+            augment=training.boolean("augment", False),
+            lr_schedule=training.choice("lr_schedule", "constant", ("constant", "cosine")),
+            precision=training.choice("precision", "float32", PRECISIONS),
+            initial_weights=Path(initial_weights) if initial_weights else None,
+        ),
+        testing=TestingSettings(
+            source=path,
+            best_last=testing.choice("best_last", "best", ("best", "last")),
+            full_images_to_test=testing.integer("full_images_to_test"),
+            N_group_visual=testing.integer("N_group_visual", 1),
+            nohup=testing.boolean("nohup", False),
+            inference=Inference(
+                mode=("flips" if flip_tta else "whole") if whole_image else "patches",
+                patch_hw=patch_hw,
+                stride_hw=(stride_height, stride_width) if average else patch_hw,
+                batch_size=testing.integer("predict_batch_size", 256),
+                precision=testing.choice("precision", "float32", PRECISIONS),
+            ),
+        ),
     )

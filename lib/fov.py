@@ -29,11 +29,11 @@ def detect_fov(rgb: np.ndarray) -> np.ndarray:
     Threshold the median-smoothed red channel (see ``_red_threshold``), keep the largest connected
     component with its holes filled (dark lesions, the optic cup and vessels at the rim are inside
     the FOV), then erode a few pixels, scaled with the image, to drop the dark vignetted rim.
-    Raises ``UserError`` when no plausible FOV is found.
+    Raises ``UserError`` when no plausible FOV is found (a user's photograph), ``TypeError`` for a non-image.
     """
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         described = f"{rgb.dtype} array of shape {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
-        raise UserError(f"FOV detection needs an RGB image as a uint8 array (H, W, 3), got a {described}")
+        raise TypeError(f"FOV detection needs an RGB image as a uint8 array (H, W, 3), got a {described}")
     red = cv2.medianBlur(np.ascontiguousarray(rgb[..., 0]), SMOOTHING)
     _, bright = cv2.threshold(red, _red_threshold(red), 255, cv2.THRESH_BINARY)
     contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -137,7 +137,7 @@ def _binary(mask: np.ndarray) -> np.ndarray:
     """A 2-D mask (any dtype, nonzero = inside) as uint8 0/255; an empty mask is an error."""
     if not isinstance(mask, np.ndarray) or mask.ndim != 2:
         shape = mask.shape if isinstance(mask, np.ndarray) else type(mask).__name__
-        raise UserError(f"a FOV mask must be a 2-D array (H, W), got {shape}")
+        raise TypeError(f"a FOV mask must be a 2-D array (H, W), got {shape}")
     binary = np.where(mask > 0, 255, 0).astype(np.uint8)
     if not binary.any():
         raise UserError("the FOV mask is empty (no pixel inside the field of view)")

@@ -138,7 +138,7 @@ def _umask() -> int:
 
 
 def write_png(path, image: np.ndarray) -> None:
-    """Write a uint8 (H, W) or (H, W, 3) array as PNG, atomically."""
+    """Write a uint8 (H, W) or (H, W, 3), or a uint16 (H, W) array as PNG, atomically."""
     with atomic_path(path, suffix=".png") as temp:
         Image.fromarray(image).save(temp, format="PNG")
 
@@ -146,3 +146,22 @@ def write_png(path, image: np.ndarray) -> None:
 def write_text(path, text: str) -> None:
     with atomic_path(path) as temp:
         temp.write_text(text)
+
+
+PROBABILITY_LEVELS = 65535  # probability maps as 16-bit PNGs: steps of 1.5e-5, far below any metric's resolution
+
+
+def write_probability_png(path, probability: np.ndarray) -> np.ndarray:
+    """Write a [0, 1] probability map as a 16-bit gray PNG (0..65535), atomically; returns the values it holds."""
+    levels = np.rint(np.clip(probability, 0, 1) * PROBABILITY_LEVELS).astype(np.uint16)
+    write_png(path, levels)
+    return levels.astype(np.float64) / PROBABILITY_LEVELS
+
+
+def read_probability_png(path) -> np.ndarray:
+    """A probability map written by ``write_probability_png``, as float64 in [0, 1]."""
+    path = Path(path)
+    image = _open(path)
+    if image.mode not in ("I;16", "I"):
+        raise UserError(f"{path}: not a 16-bit probability map (mode {image.mode}); use a *_probability.png of a run")
+    return np.asarray(image, dtype=np.float64) / PROBABILITY_LEVELS

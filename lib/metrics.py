@@ -5,6 +5,7 @@ One correction: the published "Jaccard similarity score" was scikit-learn's old
 true Jaccard index (intersection over union of the vessel pixels).
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -59,20 +60,35 @@ def threshold_counts(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarra
 
 def roc_points(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """False- and true-positive rates of the ROC curve, starting at (0, 0)."""
-    fps, tps = threshold_counts(_flat_binary(y_true, "y_true"), np.ravel(y_score))
-    return np.r_[0, fps] / max(fps[-1], 1), np.r_[0, tps] / max(tps[-1], 1)
+    return _roc_from_counts(*threshold_counts(_flat_binary(y_true, "y_true"), np.ravel(y_score)))
 
 
 def pr_points(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Recall and precision of the precision-recall curve, recall decreasing to (0, 1) as scikit-learn's."""
-    fps, tps = threshold_counts(_flat_binary(y_true, "y_true"), np.ravel(y_score))
+    return _pr_from_counts(*threshold_counts(_flat_binary(y_true, "y_true"), np.ravel(y_score)))
+
+
+def _roc_from_counts(fps: np.ndarray, tps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.r_[0, fps] / max(fps[-1], 1), np.r_[0, tps] / max(tps[-1], 1)
+
+
+def _pr_from_counts(fps: np.ndarray, tps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     precision = tps / np.maximum(tps + fps, 1)
     recall = tps / max(tps[-1], 1)
     return np.r_[recall[::-1], 0], np.r_[precision[::-1], 1]
 
 
-def evaluate(y_true: np.ndarray, y_score: np.ndarray, threshold: float = THRESHOLD) -> dict:
-    """All published metrics for vessel probabilities ``y_score`` against 0/1 truths ``y_true``.
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """The published metrics and the two curves they come from, computed from one sort of the scores."""
+
+    metrics: dict
+    roc: tuple[np.ndarray, np.ndarray]  # false- and true-positive rates
+    pr: tuple[np.ndarray, np.ndarray]  # recall and precision
+
+
+def evaluate(y_true: np.ndarray, y_score: np.ndarray, threshold: float = THRESHOLD) -> Evaluation:
+    """All published metrics and both curves for vessel probabilities ``y_score`` against 0/1 truths ``y_true``.
 
     ``auc_pr`` is the published area under the precision-recall curve (trapezoid rule over the
     curve); ``average_precision`` is scikit-learn's step-wise estimate, given beside it.
@@ -83,8 +99,9 @@ def evaluate(y_true: np.ndarray, y_score: np.ndarray, threshold: float = THRESHO
         raise ValueError(f"y_true has {y_true.size} values but y_score has {y_score.size}")
     if np.unique(y_true).size < 2:
         raise ValueError("the ground truth holds a single class; AUC needs vessel and background pixels")
-    fpr, tpr = roc_points(y_true, y_score)
-    recall, precision = pr_points(y_true, y_score)
+    counts = threshold_counts(y_true, y_score)
+    fpr, tpr = _roc_from_counts(*counts)
+    recall, precision = _pr_from_counts(*counts)
     metrics = {
         "pixels": int(y_true.size),
         "auc_roc": float(np.trapezoid(tpr, fpr)),
@@ -92,7 +109,12 @@ def evaluate(y_true: np.ndarray, y_score: np.ndarray, threshold: float = THRESHO
         "average_precision": float(-np.sum(np.diff(recall) * precision[:-1])),
         "threshold": threshold,
     }
-    return metrics | binary_metrics(y_true, y_score >= threshold)
+    return Evaluation(metrics | binary_metrics(y_true, y_score >= threshold), (fpr, tpr), (recall, precision))
+
+
+def evaluate_fov(truths: np.ndarray, scores: np.ndarray, masks: np.ndarray, threshold: float = THRESHOLD) -> Evaluation:
+    """``evaluate`` on the pixels inside the FOV ``masks`` only, as every published figure is computed."""
+    return evaluate(fov_pixels(truths, masks), fov_pixels(scores, masks), threshold)
 
 
 def performances_text(metrics: dict) -> str:

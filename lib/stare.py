@@ -13,8 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lib import cli
-from lib.config import Section, read_ini
+from lib.config import DataPaths, Section, read_ini
 from lib.datasets import write_hdf5
 from lib.errors import UserError
 from lib.fov import detect_fov, fov_stats
@@ -50,11 +49,6 @@ class LeaveOneOut:
     stare_folder: Path
     folds: tuple[str, ...] | None  # the held-out image ids to run; None: every image
     results_folder: Path
-
-
-def parser(description: str):
-    """lib.cli's parser, reading ./configuration_STARE.txt unless --config says otherwise."""
-    return cli.parser(description, config=CONFIG_FILE)
 
 
 def load_leave_one_out(path) -> LeaveOneOut:
@@ -154,7 +148,7 @@ def fov_preview(images: np.ndarray, masks: np.ndarray, ids, per_row: int = 5, ti
     return group_images(np.stack(tiles), per_row)
 
 
-def prepare(config, root) -> dict:
+def prepare(data: DataPaths, root) -> dict:
     """Read STARE from ``root`` and write the HDF5 files, the ids and the FOV preview into path_local.
 
     Returns the arrays (as ``read_stare``), ``written`` (the paths) and ``fov`` (lib.fov.fov_stats per image).
@@ -162,17 +156,17 @@ def prepare(config, root) -> dict:
     arrays = read_stare(root)
     written = []
     for key, config_key in OUTPUTS.items():
-        write_hdf5(config.data_file(config_key), arrays[key])
-        written.append(config.data_file(config_key))
-    write_text(config.path_local / IDS_FILE, "".join(f"{image_id}\n" for image_id in arrays["ids"]))
-    write_png(config.path_local / PREVIEW_FILE, fov_preview(arrays["imgs"], arrays["borderMasks"], arrays["ids"]))
-    written += [config.path_local / IDS_FILE, config.path_local / PREVIEW_FILE]
+        write_hdf5(data.file(config_key), arrays[key])
+        written.append(data.file(config_key))
+    write_text(data.path_local / IDS_FILE, "".join(f"{image_id}\n" for image_id in arrays["ids"]))
+    write_png(data.path_local / PREVIEW_FILE, fov_preview(arrays["imgs"], arrays["borderMasks"], arrays["ids"]))
+    written += [data.path_local / IDS_FILE, data.path_local / PREVIEW_FILE]
     return arrays | {"written": written, "fov": [fov_stats(mask[0]) for mask in arrays["borderMasks"]]}
 
 
-def prepared_ids(config) -> list[str]:
+def prepared_ids(data: DataPaths) -> list[str]:
     """The ids prepare_datasets_STARE.py wrote, in the order of the HDF5 files."""
-    path = config.path_local / IDS_FILE
+    path = data.path_local / IDS_FILE
     if not path.is_file():
         raise UserError(f"{path}: not found; run prepare_datasets_STARE.py first")
     ids = path.read_text().split()

@@ -7,7 +7,6 @@ inside the FOV, uneven illumination and noise. Every image comes from its own se
 an image depends only on the seed and its id, not on how many images are written.
 """
 
-import argparse
 import gzip
 import io
 import itertools
@@ -18,7 +17,6 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from lib.cli import run_cli
 from lib.errors import UserError
 from lib.imageio import atomic_path
 
@@ -194,10 +192,9 @@ def _save(path, image: np.ndarray, file_format: str, gzipped: bool = False) -> P
     return Path(path)
 
 
-def _check_count(name: str, count: int, high: int | None = None) -> None:
-    if count < 1 or (high is not None and count > high):
-        limit = "at least 1" if high is None else f"between 1 and {high}"
-        raise UserError(f"{name} must be {limit}, got {count}")
+def _check_count(name: str, count: int) -> None:
+    if count < 1:
+        raise UserError(f"{name} must be at least 1, got {count}")
 
 
 def write_synthetic_drive(root, n_train: int = 20, n_test: int = 20, height: int = 584, width: int = 565,
@@ -250,36 +247,3 @@ def write_synthetic_stare(root, ids=None, height: int = 605, width: int = 700, s
         written.append(_save(root / "labels-ah" / f"{image_id}.ah.ppm.gz", vessels, "PPM", gzipped=True))
         written.append(_save(root / "labels-vk" / f"{image_id}.vk.ppm.gz", second, "PPM", gzipped=True))
     return written
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m lib.synthetic", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="dataset", required=True)
-    drive = commands.add_parser("drive", help="DRIVE layout: training/ and test/")
-    drive.add_argument("out_dir", type=Path)
-    drive.add_argument("--train", type=int, default=20, help="training images (ids 21, 22, ...)")
-    drive.add_argument("--test", type=int, default=20, help="test images (ids 01, 02, ...)")
-    drive.add_argument("--height", type=int, default=584)
-    drive.add_argument("--width", type=int, default=565)
-    drive.add_argument("--seed", type=int, default=0)
-    stare = commands.add_parser("stare", help="STARE layout: stare-images/, labels-ah/, labels-vk/")
-    stare.add_argument("out_dir", type=Path)
-    stare.add_argument("--count", type=int, default=len(STARE_IDS), help="the first N of the 20 STARE ids")
-    stare.add_argument("--height", type=int, default=605)
-    stare.add_argument("--width", type=int, default=700)
-    stare.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.dataset == "drive":
-        files = write_synthetic_drive(args.out_dir, args.train, args.test, args.height, args.width, args.seed)
-        what = f"{args.train} training + {args.test} test images"
-    else:
-        _check_count("--count", args.count, high=len(STARE_IDS))
-        ids = STARE_IDS[:args.count]
-        files = write_synthetic_stare(args.out_dir, ids, args.height, args.width, args.seed)
-        what = f"{args.count} images"
-    print(f"wrote {len(files)} files ({what}, {args.width}x{args.height}, seed {args.seed}, "
-          f"synthetic {args.dataset.upper()} layout) under {args.out_dir}")
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -1,64 +1,78 @@
-"""The published STARE protocol: leave-one-out (one training per image on the others, tested on it),
-the second observer as the human reference, and a DRIVE-trained model tested on STARE.
+"""STARE leave-one-out (published): one training per image on the other images, tested on the image left out.
 
-Each fold owns ``<experiment>/<id>/`` (weights, history, prediction.npy, result.json). A fold is
-finished when its result.json exists (written last, atomically), so a rerun skips it; a fold
-stopped during training resumes from its last finished epoch through ``fit(resume=True)``.
+Each fold trains in ``<experiment>/<id>/`` (weights, history, log: large, not meant for git) and leaves
+its result in the results folder, small enough to commit as the published project committed its
+tables: ``<id>_probability.png`` (16-bit, 0..65535), ``<id>_fov.png`` (the FOV mask used), ``<id>.png``
+(preprocessed original, ground truth, prediction) and ``<id>_result.json``, written last: it marks the
+fold finished, so a rerun skips it. The metrics are computed from the 16-bit map as written, and the
+tables (``leave_one_out.csv``/``.md``, ``summary.json``) from those files alone: anyone can recompute
+every number, and a fresh clone with STARE prepared regenerates the tables without training.
+A fold stopped during training resumes from its last finished epoch.
 """
 
-import csv
-import dataclasses
-import io
+import hashlib
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from lib import cli
 from lib import metrics as m
+from lib import reports
 from lib.errors import UserError
-from lib.imageio import atomic_path, write_png, write_text
+from lib.experiment import Experiment
+from lib.imageio import read_binary, read_probability_png, write_png, write_probability_png, write_text
 from lib.stare import prepared_ids
+from src import cli
 from src.model import load_trained_model
-from src.testing import (
-    check_writable,
-    comparison_picture,
-    evaluate_predictions,
-    human_reference,
-    load_test_set,
-    predict_test_set,
-    prediction_mode,
-)
-from src.training import STATE_FILE, fit
+from src.testing import check_writable, comparison_picture, human_reference, load_test_set, predict_images
+from src.training import fit
 
-RESULT_FILE = "result.json"
-PREDICTION_FILE = "prediction.npy"
-# The published leave-one-out AUC ROC per held-out image (orobix/retina-unet README) and its summary.
-PUBLISHED_AUC = {
-    "im0001": 0.9709, "im0002": 0.9588, "im0003": 0.9856, "im0004": 0.9732, "im0005": 0.9703,
-    "im0044": 0.9883, "im0077": 0.9925, "im0081": 0.9930, "im0082": 0.9929, "im0139": 0.9845,
-    "im0162": 0.9913, "im0163": 0.9952, "im0235": 0.9912, "im0236": 0.9893, "im0239": 0.9751,
-    "im0240": 0.9832, "im0255": 0.9819, "im0291": 0.9635, "im0319": 0.9702, "im0324": 0.9661,
-}  # fmt: skip
-PUBLISHED_SUMMARY = "published (orobix/retina-unet): .9805 +- .0113 over the 20 folds"
-TABLE_COLUMNS = ("auc_roc", "auc_pr", "accuracy", "sensitivity", "specificity", "f1")
+RESULT_KEYS = ("id", *reports.TABLE_COLUMNS)
 
 
 def load_stare(config) -> dict:
-    """The prepared STARE images preprocessed together (dataset statistics, as published), 0/1 ground
-    truth, second observer and FOV masks (N, H, W), and ``ids``."""
-    data = load_test_set(config)
-    ids = prepared_ids(config)
+    """The prepared STARE images preprocessed together (as published), 0/1 ground truth, second observer
+    and FOV masks (N, H, W), and ``ids``."""
+    data = load_test_set(config.data, config.testing)
+    ids = prepared_ids(config.data)
     if len(ids) < len(data["images"]) or "second_observer" not in data:
-        raise UserError(f"{config.path_local}: the STARE files are incomplete; re-run prepare_datasets_STARE.py")
+        raise UserError(f"{config.data.path_local}: the STARE files are incomplete; re-run prepare_datasets_STARE.py")
     if len(data["images"]) < 2:
         raise UserError(f"{config.source}: [testing settings] full_images_to_test = 1; the leave-one-out needs 2")
     return data | {"ids": np.array(ids[: len(data["images"])])}
 
 
-def fold_folder(config, image_id: str) -> Path:
-    return config.experiment_dir / image_id
+def fold_experiment(config, image_id: str) -> Experiment:
+    """Where the fold holding out ``image_id`` trains: ``<experiment>/<id>/``, files named after the experiment."""
+    return Experiment(config.experiment.folder / image_id, config.name)
+
+
+def result_files(results_folder: Path, image_id: str) -> dict[str, Path]:
+    return {
+        "result": results_folder / f"{image_id}_result.json",
+        "probability": results_folder / f"{image_id}_probability.png",
+        "fov": results_folder / f"{image_id}_fov.png",
+        "picture": results_folder / f"{image_id}.png",
+    }
+
+
+def finished_result(results_folder: Path, image_id: str, label: str) -> dict | None:
+    """The fold's result when its files are complete; None when it has not run, or (said so) when damaged."""
+    files = result_files(results_folder, image_id)
+    if not files["result"].exists():
+        return None
+    try:
+        result = json.loads(files["result"].read_text())
+        if not all(key in result for key in RESULT_KEYS) or result["id"] != image_id:
+            raise ValueError("keys missing")
+        missing = [path.name for key, path in files.items() if not path.is_file()]
+        if missing:
+            raise ValueError(f"{', '.join(missing)} missing")
+        return result
+    except (OSError, ValueError) as error:
+        print(f"{label}: {files['result']} is damaged ({error}); running the fold again", flush=True)
+        return None
 
 
 def run_leave_one_out(config, settings, folds=None, overwrite: bool = False) -> dict:
@@ -69,39 +83,41 @@ def run_leave_one_out(config, settings, folds=None, overwrite: bool = False) -> 
     unknown = [image_id for image_id in chosen if image_id not in ids]
     if unknown:
         raise UserError(f"fold {unknown[0]} is not among the prepared STARE images ({', '.join(ids)})")
-    check_writable(settings.results_folder)
+    results_folder = settings.results_folder
+    check_writable(results_folder)
     for number, image_id in enumerate(chosen, 1):
-        folder, label = fold_folder(config, image_id), f"fold {number}/{len(chosen)} {image_id}"
-        if (folder / RESULT_FILE).is_file() and not overwrite:
-            done = json.loads((folder / RESULT_FILE).read_text())
+        label = f"fold {number}/{len(chosen)} {image_id}"
+        done = None if overwrite else finished_result(results_folder, image_id, label)
+        if done is not None:
             print(f"{label}: finished earlier (AUC ROC {done['auc_roc']:.4f}), skipped", flush=True)
             continue
-        (folder / RESULT_FILE).unlink(missing_ok=True)
+        result_files(results_folder, image_id)["result"].unlink(missing_ok=True)
         start = time.perf_counter()
-        train_fold(config, folder, data, ids.index(image_id), overwrite, label)
-        results = evaluate_fold(config, folder, data, ids.index(image_id), settings.results_folder)
+        experiment = fold_experiment(config, image_id)
+        train_fold(config, experiment, data, ids.index(image_id), overwrite, label)
+        result = evaluate_fold(config, experiment, data, ids.index(image_id), results_folder)
         print(
-            f"{label}: AUC ROC {results['auc_roc']:.4f}  F1 {results['f1']:.4f}  "
+            f"{label}: AUC ROC {result['auc_roc']:.4f}  F1 {result['f1']:.4f}  "
             f"({(time.perf_counter() - start) / 60:.1f} min)",
             flush=True,
         )
     return write_summary(config, settings, data)
 
 
-def train_fold(config, folder: Path, data: dict, index: int, overwrite: bool, label: str) -> None:
+def train_fold(config, experiment: Experiment, data: dict, index: int, overwrite: bool, label: str) -> None:
     """Train on every image but ``index`` (inside_FOV: inside their FOV masks); resume an interrupted training,
     skip a finished one."""
-    state = folder / STATE_FILE
-    epochs_done = 0 if overwrite or not state.is_file() else json.loads(state.read_text())["epochs_done"]
-    if epochs_done >= config.N_epochs:
+    state = None if overwrite else experiment.read_state()
+    epochs_done = 0 if state is None else state.epochs_done
+    if epochs_done >= config.training.N_epochs:
         print(f"{label}: trained earlier ({epochs_done} epochs), testing", flush=True)
         return
     others = np.arange(len(data["ids"])) != index
-    print(f"{label}: training on the other {np.count_nonzero(others)} images in {folder}/", flush=True)
-    with cli.log_to(folder / "training.log" if config.train_nohup else None):
+    print(f"{label}: training on the other {np.count_nonzero(others)} images in {experiment.folder}/", flush=True)
+    with cli.log_to(experiment.training_log if config.training.nohup else None):
         fit(
-            config,
-            folder,
+            config.training,
+            experiment,
             data["images"][others],
             data["truths"][others, None],
             fov_masks=data["masks"][others, None],
@@ -110,133 +126,68 @@ def train_fold(config, folder: Path, data: dict, index: int, overwrite: bool, la
         )
 
 
-def evaluate_fold(config, folder: Path, data: dict, index: int, results_folder: Path) -> dict:
-    """Predict the held-out image with the fold's best/last weights and evaluate it on its FOV pixels."""
-    weights = folder / f"{config.name}_{config.best_last}.weights.h5"
-    model = load_trained_model(weights, config.test_precision)
+def evaluate_fold(config, experiment: Experiment, data: dict, index: int, results_folder: Path) -> dict:
+    """Predict the held-out image with the fold's best/last weights; write its maps, then its result."""
+    testing = config.testing
+    weights = experiment.weights(testing.best_last)
+    model = load_trained_model(weights, testing.inference.precision)
     held_out = {key: value[index : index + 1] for key, value in data.items()}
-    predictions, seconds = predict_test_set(config, model, held_out["images"], held_out["masks"])
-    results = evaluate_predictions(held_out, predictions) | {
-        "id": str(held_out["ids"][0]),
+    image_id = str(held_out["ids"][0])
+    predictions, seconds = predict_images(model, held_out["images"], testing.inference, held_out["masks"])
+    files = result_files(results_folder, image_id)
+    written = write_probability_png(files["probability"], predictions[0])[None]  # the metrics use what is on disk
+    write_png(files["fov"], held_out["masks"][0] * np.uint8(255))
+    write_png(files["picture"], comparison_picture(held_out, written))
+    result = m.evaluate_fov(held_out["truths"], written, held_out["masks"]).metrics | {
+        "id": image_id,
         "weights": str(weights),
+        **initial_weights_record(config.training.initial_weights),
+        "training_minutes": experiment.training_minutes(),
         "seconds_per_image": seconds,
-        "mode": prediction_mode(config),
+        "mode": testing.inference.record(),
     }
-    write_png(results_folder / f"{results['id']}.png", comparison_picture(held_out, predictions))
-    with atomic_path(folder / PREDICTION_FILE, suffix=".npy") as temp:
-        np.save(temp, predictions[0])
-    write_text(folder / RESULT_FILE, m.metrics_json(results))  # last: it marks the fold finished
-    return results
+    write_text(files["result"], m.metrics_json(result))  # last: it marks the fold finished
+    return result
 
 
-def run_cross_dataset(config, settings, weights: Path, by_patches: bool = False) -> dict:
-    """Test a model trained elsewhere (DRIVE) on every prepared STARE image; whole images unless ``by_patches``."""
-    data = load_stare(config)
-    model = load_trained_model(weights, config.test_precision)
-    name = Path(weights).name.split(".")[0]
-    out_dir = settings.results_folder / f"cross_dataset_{name}"
-    check_writable(out_dir)
-    test_config = config if by_patches else dataclasses.replace(config, whole_image=True)
-    predictions, seconds = predict_test_set(test_config, model, data["images"], data["masks"])
-    rows = []
-    for index, image_id in enumerate(data["ids"]):
-        masks = data["masks"][index]
-        scores = m.evaluate(m.fov_pixels(data["truths"][index], masks), m.fov_pixels(predictions[index], masks))
-        rows.append(scores | {"id": str(image_id)})
-        write_png(out_dir / f"{image_id}.png", comparison_picture(data, predictions, index))
-    summary = _table_summary(rows) | {
-        "weights": str(weights),
-        "images": len(rows),
-        "seconds_per_image": seconds,
-        "mode": prediction_mode(test_config),
-        "pooled": evaluate_predictions(data, predictions),
-    }
-    _write_table(out_dir, "cross_dataset", rows, summary, f"weights {weights}")
-    write_text(out_dir / "summary.json", m.metrics_json(summary))
-    return write_summary(config, settings, data) | {"cross_dataset": summary}
+def initial_weights_record(path: Path | None) -> dict:
+    """Which weights the folds started from: the path, and a digest that tells whether that file changed since."""
+    if path is None:
+        return {"initial_weights": None}
+    return {"initial_weights": str(path), "initial_weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def write_summary(config, settings, data: dict) -> dict:
-    """Tables of the finished folds (``leave_one_out.csv``/``.md``), the human reference and any
-    cross-dataset results, into the results folder; returns what ``summary.json`` holds."""
-    finished = [i for i, image_id in enumerate(data["ids"]) if (fold_folder(config, image_id) / RESULT_FILE).is_file()]
-    rows = [json.loads((fold_folder(config, data["ids"][i]) / RESULT_FILE).read_text()) for i in finished]
-    summary = {"folds": len(rows), "images": len(data["ids"]), "second_observer": human_reference(data)}
-    if rows:
-        done = {key: value[finished] for key, value in data.items()}
-        predictions = np.stack([np.load(fold_folder(config, image_id) / PREDICTION_FILE) for image_id in done["ids"]])
-        summary |= _table_summary(rows) | {"pooled": evaluate_predictions(done, predictions)}
-    cross = {
-        path.parent.name: json.loads(path.read_text())
-        for path in sorted(settings.results_folder.glob("cross_dataset_*/summary.json"))
+    """The tables of the finished folds (``leave_one_out.csv``/``.md``, ``summary.json``), from the result files."""
+    folder = settings.results_folder
+    finished = [
+        index for index, image_id in enumerate(data["ids"])
+        if finished_result(folder, str(image_id), f"fold {image_id}") is not None
+    ]  # fmt: skip
+    rows = [json.loads(result_files(folder, str(data["ids"][i]))["result"].read_text()) for i in finished]
+    summary = {
+        "experiment": config.name,
+        "folds": len(rows),
+        "images": len(data["ids"]),
+        "second_observer": human_reference(data),
+        **initial_weights_record(config.training.initial_weights),
     }
-    summary["cross_dataset"] = cross
-    _write_table(settings.results_folder, "leave_one_out", rows, summary, PUBLISHED_SUMMARY, _comparison(summary))
-    write_text(settings.results_folder / "summary.json", m.metrics_json(summary))
+    if rows:
+        files = [result_files(folder, row["id"]) for row in rows]
+        probabilities = np.stack([read_probability_png(f["probability"]) for f in files])
+        fovs = np.stack([read_binary(f["fov"]) > 0 for f in files])
+        minutes = [row["training_minutes"] for row in rows if row.get("training_minutes") is not None]
+        summary |= reports.auc_summary(rows) | {
+            "pooled": m.evaluate_fov(data["truths"][finished], probabilities, fovs).metrics,
+            "training_minutes_mean": float(np.mean(minutes)) if minutes else None,
+            "mode": rows[0]["mode"],
+        }
+    write_text(folder / "leave_one_out.csv", reports.per_image_csv(rows))
+    write_text(
+        folder / "leave_one_out.md",
+        reports.stare_auc_markdown(rows, summary, reports.PUBLISHED_STARE_SUMMARY)
+        + reports.stare_comparison(summary)
+        + reports.stare_published_table(summary, f"this project ({config.name})"),
+    )
+    write_text(folder / "summary.json", m.metrics_json(summary))
     return summary
-
-
-def _table_summary(rows: list[dict]) -> dict:
-    """Mean and sample standard deviation (n - 1, as the published ± .0113) of the per-image AUC ROC."""
-    auc = np.array([row["auc_roc"] for row in rows])
-    return {
-        "auc_roc_per_image": {row["id"]: row["auc_roc"] for row in rows},
-        "auc_roc_mean": float(auc.mean()),
-        "auc_roc_std": float(auc.std(ddof=1)) if len(auc) > 1 else None,
-    }
-
-
-def _short(value: float | None) -> str:
-    """The published number style: .9805."""
-    return "–" if value is None else f"{value:.4f}".removeprefix("0")
-
-
-def _write_table(folder: Path, stem: str, rows: list[dict], summary: dict, note: str, extra: str = "") -> None:
-    """``stem.csv`` (per image, then mean and std, with the published leave-one-out AUC beside) and
-    ``stem.md``: the AUC table in the published README's format, ``note`` under it, then ``extra``."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["image", *TABLE_COLUMNS, "published_leave_one_out_auc_roc"])
-    for row in rows:
-        writer.writerow([row["id"], *(f"{row[key]:.6f}" for key in TABLE_COLUMNS), PUBLISHED_AUC.get(row["id"], "")])
-    if rows:
-        values = np.array([[row[key] for key in TABLE_COLUMNS] for row in rows])
-        spread = values.std(axis=0, ddof=1) if len(rows) > 1 else np.full(len(TABLE_COLUMNS), np.nan)
-        writer.writerow(["mean", *(f"{v:.6f}" for v in values.mean(axis=0)), "0.9805"])
-        writer.writerow(["std", *(f"{v:.6f}" for v in spread), "0.0113"])
-    write_text(folder / f"{stem}.csv", buffer.getvalue())
-
-    lines = ["| STARE image| AUC ROC|", "| ---------- |:------:|"]
-    lines += [f"| {row['id']}.ppm | {_short(row['auc_roc'])} |" for row in rows]
-    if rows:
-        std = summary["auc_roc_std"]
-        average = _short(summary["auc_roc_mean"]) + ("" if std is None else f" +- {_short(std)}")
-        lines += ["", f"__AVERAGE:   {average}__", "", f"{len(rows)} of {summary['images']} images; {note}"]
-    else:
-        lines += ["", "No fold has finished yet."]
-    write_text(folder / f"{stem}.md", "\n".join(lines) + "\n" + extra)
-
-
-def _comparison(summary: dict) -> str:
-    """The comparison table: the U-Net (leave-one-out, cross-dataset) beside the second observer, on FOV pixels."""
-    lines = [
-        "",
-        "| STARE, FOV pixels | images | AUC ROC per image | AUC ROC pooled | accuracy | sensitivity | "
-        "specificity | F1 |",
-        "| --- | :---: | :---: | :---: | :---: | :---: | :---: | :---: |",
-    ]
-
-    def row(label, images, result, pooled):
-        std = result.get("auc_roc_std")
-        per_image = _short(result.get("auc_roc_mean")) + ("" if std is None else f" ± {_short(std)}")
-        rates = " | ".join(_short(pooled[key]) for key in ("accuracy", "sensitivity", "specificity", "f1"))
-        lines.append(f"| {label} | {images} | {per_image} | {_short(pooled.get('auc_roc'))} | {rates} |")
-
-    if summary["folds"]:
-        row("U-Net, leave-one-out", summary["folds"], summary, summary["pooled"])
-    for name, cross in summary["cross_dataset"].items():
-        mode = "whole image" if cross["mode"]["whole_image"] else "patches"
-        row(f"U-Net trained on DRIVE ({name.removeprefix('cross_dataset_')}, {mode})", cross["images"], cross,
-            cross["pooled"])
-    row("second observer (vk) vs ground truth (ah)", summary["images"], {}, summary["second_observer"])
-    return "\n".join(lines) + "\n"

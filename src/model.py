@@ -4,11 +4,12 @@ import os
 import warnings
 
 import h5py
-import keras
 import numpy as np
-from keras import layers
 
 from lib.errors import UserError
+from src.backend import keras
+
+layers = keras.layers
 
 N_CLASSES = 2  # background, vessel
 N_CONVOLUTIONS = 11

@@ -1,13 +1,45 @@
-"""Vessel probabilities for whole images: overlapping patches averaged back (published), or the whole image at once.
+"""The one prediction core: a preprocessed image and an ``Inference`` value in, vessel probabilities out.
 
-Everything streams one image at a time, so memory stays bounded whatever the stride.
+Every script (testing, your own photographs, the STARE folds, the benchmarks) predicts through
+``predict_image``: overlapping patches averaged back (published), or the whole image at once, one
+image at a time and in tiles when one pass would exceed the memory budget.
 """
 
 import numpy as np
 
+from lib.inference import DOWNSAMPLING, Inference
 from lib.patches import extract_overlapping, overlap_padding, pad_bottom_right, patches_touching, recompose_overlapping
 
-DOWNSAMPLING = 4  # the U-Net pools twice: whole images are padded to multiples of 4
+
+def predict_image(model, image: np.ndarray, inference: Inference, fov: np.ndarray | None = None) -> np.ndarray:
+    """Vessel probabilities (H, W) of a preprocessed (1, H, W) image, as ``inference`` says.
+
+    With the (H, W) ``fov`` mask, patch mode skips the patches holding no FOV pixel (every FOV pixel
+    still averages all the patches covering it). Large images are predicted tile by tile
+    (``Inference.tiles``): each tile carries a margin of context that is discarded, and tile origins
+    lie on the whole image's grid (multiples of 4 for the U-Net's pooling, of the stride for
+    patches), so every kept pixel sees exactly what one pass over the whole image would give it.
+    """
+    tiling = inference.tiles(image.shape[1:])
+    if tiling is None:
+        return _predict_pass(model, image, inference, fov)
+    core, margin = tiling
+    height, width = image.shape[1:]
+    result = np.empty((height, width), dtype=np.float32)
+    for top in range(0, height, core):
+        for left in range(0, width, core):
+            y0, x0 = max(top - margin, 0), max(left - margin, 0)
+            window = (slice(y0, top + core + margin), slice(x0, left + core + margin))
+            tile = _predict_pass(model, image[(slice(None), *window)], inference, None if fov is None else fov[window])
+            dy, dx = top - y0, left - x0
+            result[top : top + core, left : left + core] = tile[dy : dy + core, dx : dx + core]
+    return result
+
+
+def _predict_pass(model, image: np.ndarray, inference: Inference, fov: np.ndarray | None) -> np.ndarray:
+    if inference.mode == "patches":
+        return predict_by_patches(model, image, inference.patch_hw, inference.stride_hw, inference.batch_size, fov)
+    return predict_whole(model, image, flips=inference.mode == "flips")
 
 
 def predict_patches(model, patches: np.ndarray, batch_size: int) -> np.ndarray:

@@ -7,37 +7,40 @@ from pathlib import Path
 import numpy as np
 
 from lib import metrics as m
+from lib.config import DataPaths, TestingSettings
 from lib.datasets import load_hdf5
 from lib.errors import UserError
 from lib.imageio import write_png, write_text
+from lib.inference import Inference
 from lib.preprocessing import preprocess
 from lib.progress import progress
+from lib.reports import drive_comparison
 from lib.visualize import group_images, save_curve, save_grid, to_uint8
 from src.model import load_trained_model
-from src.prediction import predict_by_patches, predict_whole
+from src.prediction import predict_image
 
 
-def load_test_set(config) -> dict[str, np.ndarray]:
+def load_test_set(data: DataPaths, testing: TestingSettings) -> dict[str, np.ndarray]:
     """Test images preprocessed as one set (as published), ground truth 0/1 and FOV masks, first N images."""
-    images = load_hdf5(config.data_file("test_imgs_original"), channels=3)
-    truths = load_hdf5(config.data_file("test_groundTruth"), channels=1)
-    masks = load_hdf5(config.data_file("test_border_masks"), channels=1)
+    images = load_hdf5(data.file("test_imgs_original"), channels=3)
+    truths = load_hdf5(data.file("test_groundTruth"), channels=1)
+    masks = load_hdf5(data.file("test_border_masks"), channels=1)
     for name, array in (("test_groundTruth", truths), ("test_border_masks", masks)):
         if array.shape[0] != images.shape[0] or array.shape[2:] != images.shape[2:]:
             raise UserError(
-                f"{config.data_file(name)}: shape {array.shape} does not match the test images "
+                f"{data.file(name)}: shape {array.shape} does not match the test images "
                 f"{images.shape}; re-run the prepare script"
             )
-    count = config.full_images_to_test
+    count = testing.full_images_to_test
     if count > images.shape[0]:
         raise UserError(
-            f"{config.source}: [testing settings] full_images_to_test = {count} but the test set holds "
+            f"{testing.source}: [testing settings] full_images_to_test = {count} but the test set holds "
             f"{images.shape[0]} images; lower it"
         )
-    patch_hw = (config.patch_height, config.patch_width)
+    patch_hw = testing.inference.patch_hw
     if patch_hw[0] > images.shape[2] or patch_hw[1] > images.shape[3]:
         raise UserError(
-            f"{config.source}: [data attributes] patch {patch_hw} is larger than the test images "
+            f"{testing.source}: [data attributes] patch {patch_hw} is larger than the test images "
             f"{images.shape[2:]}; use smaller patches"
         )
     test_set = {
@@ -45,7 +48,7 @@ def load_test_set(config) -> dict[str, np.ndarray]:
         "truths": (truths[:count, 0] > 0).astype(np.uint8),
         "masks": (masks[:count, 0] > 0).astype(np.uint8),
     }
-    second = config.data_file("test_groundTruth_2nd")
+    second = data.file("test_groundTruth_2nd")
     if second.is_file():
         observer = load_hdf5(second, channels=1)
         if observer.shape[0] != images.shape[0] or observer.shape[2:] != images.shape[2:]:
@@ -57,41 +60,32 @@ def load_test_set(config) -> dict[str, np.ndarray]:
     return test_set
 
 
-def predict_test_set(config, model, images: np.ndarray, masks: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """(N, H, W) vessel probabilities by the configured mode, one image at a time; seconds per image.
+def predict_images(
+    model, images: np.ndarray, inference: Inference, masks: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """(N, H, W) vessel probabilities of preprocessed (N, 1, H, W) images, one at a time; seconds per image.
 
-    With the (N, H, W) FOV ``masks``, patch modes skip the patches that hold no FOV pixel.
+    With the (N, H, W) FOV ``masks``, patch mode skips the patches that hold no FOV pixel.
     """
-    patch_hw = (config.patch_height, config.patch_width)
-    if config.whole_image:
-        mode = "whole image" + (" + flips" if config.flip_tta else "")
-    elif config.average_mode:
-        mode = f"patches {patch_hw[0]}x{patch_hw[1]}, stride {config.stride_height}x{config.stride_width}, averaged"
-    else:
-        mode = f"patches {patch_hw[0]}x{patch_hw[1]}, no overlap"
-    print(f"predicting {len(images)} test images: {mode}", flush=True)
-    stride_hw = (config.stride_height, config.stride_width) if config.average_mode else patch_hw
+    print(f"predicting {len(images)} images: {inference.describe()}", flush=True)
     start = time.perf_counter()
-    predictions = []
-    for index, image in enumerate(progress(images, "predicted")):
-        if config.whole_image:
-            predictions.append(predict_whole(model, image, config.flip_tta))
-        else:
-            fov = None if masks is None else masks[index]
-            predictions.append(predict_by_patches(model, image, patch_hw, stride_hw, config.predict_batch_size, fov))
+    predictions = [
+        predict_image(model, image, inference, None if masks is None else masks[index])
+        for index, image in enumerate(progress(images, "predicted"))
+    ]
     return np.stack(predictions), (time.perf_counter() - start) / len(images)
 
 
-def save_pictures(config, out_dir: Path, test_set: dict, predictions: np.ndarray) -> None:
+def save_pictures(out_dir: Path, name: str, per_row: int, test_set: dict, predictions: np.ndarray) -> None:
     """The published pictures: all originals/predictions/ground truths and the per-group comparison strips."""
-    per_row = min(config.N_group_visual, len(predictions))
+    per_row = min(per_row, len(predictions))
     shown = predictions * test_set["masks"]  # outside the FOV set to zero, for display only (published kill_border)
     groups = {"originals": test_set["images"][:, 0], "groundTruths": test_set["truths"], "predictions": shown}
     for label, stack in groups.items():
         save_grid(out_dir / f"all_{label}.png", _filled(stack, per_row)[:, None], per_row)
     for index in range(0, len(predictions), per_row):
         write_png(
-            out_dir / f"{config.name}_Original_GroundTruth_Prediction{index // per_row}.png",
+            out_dir / f"{name}_Original_GroundTruth_Prediction{index // per_row}.png",
             comparison_picture(test_set, predictions, index, per_row),
         )
 
@@ -115,14 +109,12 @@ def _filled(stack: np.ndarray, per_row: int) -> np.ndarray:
     return np.concatenate([stack.astype(np.float64), np.zeros((missing, *stack.shape[1:]))]) if missing else stack
 
 
-def evaluate_predictions(test_set: dict, predictions: np.ndarray) -> dict:
-    """The published metrics on FOV pixels, with the second observer's figures as the human reference."""
-    results = m.evaluate(
-        m.fov_pixels(test_set["truths"], test_set["masks"]), m.fov_pixels(predictions, test_set["masks"])
-    )
+def evaluate_test_set(test_set: dict, predictions: np.ndarray) -> m.Evaluation:
+    """The published metrics and curves on FOV pixels, with the second observer's figures as the human reference."""
+    evaluation = m.evaluate_fov(test_set["truths"], predictions, test_set["masks"])
     if "second_observer" in test_set:
-        results["second_observer"] = human_reference(test_set)
-    return results
+        evaluation.metrics["second_observer"] = human_reference(test_set)
+    return evaluation
 
 
 def human_reference(test_set: dict) -> dict:
@@ -132,72 +124,27 @@ def human_reference(test_set: dict) -> dict:
     return {key: human[key] for key in ("accuracy", "sensitivity", "specificity", "f1")}
 
 
-PUBLISHED_DRIVE_AUC = (  # the published README's DRIVE comparison (AUC ROC)
-    ("Soares et al.", 0.9614),
-    ("Azzopardi et al.", 0.9614),
-    ("Osareh et al.", 0.9650),
-    ("Roychowdhury et al.", 0.9670),
-    ("Fraz et al.", 0.9747),
-    ("Qiaoliang et al.", 0.9738),
-    ("Melinscak et al.", 0.9749),
-    ("Liskowski et al.", 0.9790),
-    ("published retina-unet", 0.9790),
-)
-
-
-def comparison_markdown(results: dict, label: str) -> str:
-    """The published DRIVE table with this run inserted, and the second observer as the human reference."""
-    rows = [(name, f"{auc:.4f}", "", "", "") for name, auc in PUBLISHED_DRIVE_AUC]
-    rows.append(
-        (
-            f"**{label}**",
-            f"**{results['auc_roc']:.4f}**",
-            f"{results['accuracy']:.4f}",
-            f"{results['sensitivity']:.4f}",
-            f"{results['specificity']:.4f}",
-        )
-    )
-    rows.sort(key=lambda row: float(row[1].strip("*")))
-    if "second_observer" in results:
-        human = results["second_observer"]
-        rows.append(
-            (
-                "2nd human observer (reference)",
-                "",
-                f"{human['accuracy']:.4f}",
-                f"{human['sensitivity']:.4f}",
-                f"{human['specificity']:.4f}",
-            )
-        )
-    lines = ["| Method | AUC ROC | Accuracy | Sensitivity | Specificity |", "|---|---|---|---|---|"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
-
-
 def run_test(config, weights_path: Path | None = None, out_dir: Path | None = None) -> dict:
     """Test the experiment's best or last weights (or ``weights_path``) and write every result into ``out_dir``."""
-    experiment = config.experiment_dir
-    if weights_path is None:
-        weights_path = experiment / f"{config.name}_{config.best_last}.weights.h5"
-    out_dir = out_dir or experiment
-    test_set = load_test_set(config)
-    model = load_trained_model(weights_path, config.test_precision)
+    testing, experiment = config.testing, config.experiment
+    weights_path = weights_path or experiment.weights(testing.best_last)
+    out_dir = out_dir or experiment.folder
+    test_set = load_test_set(config.data, testing)
+    model = load_trained_model(weights_path, testing.inference.precision)
     check_writable(out_dir)
     print(f"testing {weights_path} on {len(test_set['images'])} images; results in {out_dir}/", flush=True)
 
-    predictions, seconds_per_image = predict_test_set(config, model, test_set["images"], test_set["masks"])
-    results = evaluate_predictions(test_set, predictions)
-    results |= {
+    predictions, seconds_per_image = predict_images(model, test_set["images"], testing.inference, test_set["masks"])
+    evaluation = evaluate_test_set(test_set, predictions)
+    results = evaluation.metrics | {
         "weights": str(weights_path),
         "images": len(predictions),
         "seconds_per_image": seconds_per_image,
-        "mode": prediction_mode(config),
+        "mode": testing.inference.record(),
     }
-
-    y_true = m.fov_pixels(test_set["truths"], test_set["masks"])
-    y_score = m.fov_pixels(predictions, test_set["masks"])
     save_curve(
         out_dir / "ROC.png",
-        *m.roc_points(y_true, y_score),
+        *evaluation.roc,
         "ROC curve",
         "FPR (False Positive Rate)",
         "TPR (True Positive Rate)",
@@ -206,28 +153,18 @@ def run_test(config, weights_path: Path | None = None, out_dir: Path | None = No
     )
     save_curve(
         out_dir / "Precision_recall.png",
-        *m.pr_points(y_true, y_score),
+        *evaluation.pr,
         "Precision - Recall curve",
         "Recall",
         "Precision",
         f"Area Under the Curve (AUC = {results['auc_pr']:.4f})",
     )
-    save_pictures(config, out_dir, test_set, predictions)
+    save_pictures(out_dir, config.name, testing.N_group_visual, test_set, predictions)
     write_text(out_dir / "performances.txt", m.performances_text(results))
-    write_text(out_dir / "performances.json", m.metrics_json(results))
-    write_text(out_dir / "comparison.md", comparison_markdown(results, f"this run ({weights_path.name})"))
+    timing = {"seconds_per_image"}  # varies run to run: printed, not written, so a rerun rewrites identical files
+    write_text(out_dir / "performances.json", m.metrics_json({k: v for k, v in results.items() if k not in timing}))
+    write_text(out_dir / "comparison.md", drive_comparison(results, f"this run ({weights_path.name})"))
     return results
-
-
-def prediction_mode(config) -> dict:
-    """The [testing settings] that decide how predictions were made, for the results files."""
-    return {
-        "whole_image": config.whole_image,
-        "flip_tta": config.flip_tta,
-        "average_mode": config.average_mode,
-        "stride": [config.stride_height, config.stride_width],
-        "precision": config.test_precision,
-    }
 
 
 def check_writable(folder: Path) -> None:

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from lib import cli
 from lib.errors import UserError
+from src import cli
 
 
 def test_user_errors_become_one_line_and_exit_1(capsys):
@@ -48,7 +48,7 @@ def test_config_option_defaults_to_the_working_directory():
 LOGGING_SCRIPT = """
 import os, sys
 from pathlib import Path
-from lib import cli
+from src import cli
 with cli.log_to(Path(sys.argv[1])):
     print("to the log")
     os.write(2, b"native stderr\\n")

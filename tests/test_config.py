@@ -6,6 +6,8 @@ import pytest
 
 from lib.config import load_config
 from lib.errors import UserError
+from lib.experiment import Experiment
+from lib.inference import Inference
 
 # The published retina-unet configuration.txt, verbatim (none of this project's optional keys).
 PUBLISHED = """\
@@ -68,48 +70,77 @@ def published(tmp_path) -> Path:
 
 def test_the_repos_configuration_loads(repo):
     config = load_config(repo / "configuration.txt")
-    assert (config.patch_height, config.patch_width) == (48, 48)
-    assert config.N_subimgs == 190000 and config.N_epochs == 150 and config.batch_size == 32
-    assert config.inside_FOV is False and config.average_mode is True
-    assert (config.stride_height, config.stride_width) == (5, 5)
-    assert config.name == "test" and config.experiment_dir == Path("test")
-    assert config.data_file("train_imgs_original") == Path(
+    training, inference = config.training, config.testing.inference
+    assert training.patch_hw == inference.patch_hw == (48, 48)
+    assert training.N_subimgs == 190000 and training.N_epochs == 150 and training.batch_size == 32
+    assert training.inside_FOV is False and training.initial_weights is None
+    assert inference == Inference(mode="patches", patch_hw=(48, 48), stride_hw=(5, 5), batch_size=256)
+    assert config.name == "test" and config.experiment == Experiment(Path("test"), "test")
+    assert config.data.file("train_imgs_original") == Path(
         "DRIVE_datasets_training_testing/DRIVE_dataset_imgs_train.hdf5"
     )
 
 
 def test_the_published_configuration_loads_with_published_defaults(published):
     config = load_config(published)
-    assert config.path_local == Path("DRIVE_datasets_training_testing")
-    assert config.test_border_masks == "DRIVE_dataset_borderMasks_test.hdf5"
-    assert config.N_subimgs == 190000 and config.N_epochs == 150 and config.batch_size == 32
-    assert config.inside_FOV is False
-    assert config.train_nohup is True and config.test_nohup is False  # two 'nohup' keys, one per section
-    assert config.best_last == "best" and config.full_images_to_test == 20 and config.N_group_visual == 5
-    assert config.average_mode is True and (config.stride_height, config.stride_width) == (5, 5)
+    data, training, testing = config.data, config.training, config.testing
+    assert data.path_local == Path("DRIVE_datasets_training_testing")
+    assert data.test_border_masks == "DRIVE_dataset_borderMasks_test.hdf5"
+    assert training.N_subimgs == 190000 and training.N_epochs == 150 and training.batch_size == 32
+    assert training.inside_FOV is False
+    assert training.nohup is True and testing.nohup is False  # two 'nohup' keys, one per section
+    assert testing.best_last == "best" and testing.full_images_to_test == 20 and testing.N_group_visual == 5
+    # average_mode = True with stride 5: the published overlapping patches, float32, batches of 256
+    assert testing.inference == Inference(mode="patches", patch_hw=(48, 48), stride_hw=(5, 5))
     # this project's optional keys take the published behaviour
-    assert config.optimizer == "sgd" and config.learning_rate == 0.01
-    assert config.validation_split == 0.1
-    assert config.patch_source == "in_memory"
-    assert config.whole_image is False and config.flip_tta is False
-    assert config.seed == 42 and config.predict_batch_size == 256
-    assert config.precision == "float32" and config.test_precision == "float32"
-    assert config.drive_folder == Path("DRIVE")
-    assert config.test_groundTruth_2nd == "DRIVE_dataset_groundTruth2nd_test.hdf5"
-    for key, value in {"augment": False, "lr_schedule": "constant", "precision": "float32"}.items():
-        if hasattr(config, key):
-            assert getattr(config, key) == value
+    assert training.optimizer == "sgd" and training.learning_rate == 0.01
+    assert training.validation_split == 0.1 and training.seed == 42
+    assert training.patch_source == "in_memory" and training.augment is False
+    assert training.lr_schedule == "constant" and training.precision == "float32"
+    assert training.initial_weights is None
+    assert data.drive_folder == Path("DRIVE")
+    assert data.test_groundTruth_2nd == "DRIVE_dataset_groundTruth2nd_test.hdf5"
 
 
 def test_the_repo_and_published_files_agree_on_published_keys(repo, published):
     ours, theirs = load_config(repo / "configuration.txt"), load_config(published)
-    for key in (
-        "path_local", "train_imgs_original", "train_groundTruth", "train_border_masks", "test_imgs_original",
-        "test_groundTruth", "test_border_masks", "patch_height", "patch_width", "N_subimgs", "inside_FOV",
-        "N_epochs", "batch_size", "best_last", "full_images_to_test", "N_group_visual", "average_mode",
-        "stride_height", "stride_width",
-    ):  # fmt: skip
-        assert getattr(ours, key) == getattr(theirs, key), key
+    assert ours.data == theirs.data
+    assert ours.testing.inference == theirs.testing.inference
+    for section, keys in {
+        "training": ("patch_hw", "N_subimgs", "inside_FOV", "N_epochs", "batch_size"),
+        "testing": ("best_last", "full_images_to_test", "N_group_visual"),
+    }.items():
+        for key in keys:
+            assert getattr(getattr(ours, section), key) == getattr(getattr(theirs, section), key), key
+
+
+@pytest.mark.parametrize(
+    "whole_image, flip_tta, average_mode, expected",
+    [
+        ("True", "False", "True", Inference(mode="whole")),
+        ("True", "True", "True", Inference(mode="flips")),
+        ("False", "False", "False", Inference(mode="patches", stride_hw=(48, 48))),  # published non-overlapping
+    ],
+)
+def test_testing_settings_become_one_inference_value(tmp_path, whole_image, flip_tta, average_mode, expected):
+    path = tmp_path / "configuration.txt"
+    text = replace(PUBLISHED, "average_mode = True", f"average_mode = {average_mode}")
+    path.write_text(text + f"whole_image = {whole_image}\nflip_tta = {flip_tta}\n")
+    inference = load_config(path).testing.inference
+    assert (inference.mode, inference.stride_hw) == (expected.mode, expected.stride_hw)
+
+
+def test_flips_without_whole_image_are_refused(tmp_path):
+    path = tmp_path / "configuration.txt"
+    path.write_text(PUBLISHED + "flip_tta = True\n")
+    with pytest.raises(UserError, match=r"flip_tta = True averages whole-image predictions but whole_image = False"):
+        load_config(path)
+
+
+def test_initial_weights_is_a_path(tmp_path):
+    path = tmp_path / "configuration.txt"
+    path.write_text(replace(PUBLISHED, "N_epochs = 150", "N_epochs = 150\ninitial_weights = test/test_best.weights.h5"))
+    assert load_config(path).training.initial_weights == Path("test/test_best.weights.h5")
 
 
 def replace(text: str, old: str, new: str) -> str:
@@ -202,19 +233,19 @@ def test_binary_garbage_is_a_user_error(tmp_path):
 def test_booleans(tmp_path, word, value):
     path = tmp_path / "configuration.txt"
     path.write_text(replace(PUBLISHED, "inside_FOV = False", f"inside_FOV = {word}"))
-    assert load_config(path).inside_FOV is value
+    assert load_config(path).training.inside_FOV is value
 
 
 def test_inline_comments_are_ignored(tmp_path):
     path = tmp_path / "configuration.txt"
     path.write_text(replace(PUBLISHED, "N_epochs = 150", "N_epochs = 7   # a few"))
-    assert load_config(path).N_epochs == 7
+    assert load_config(path).training.N_epochs == 7
 
 
 def test_the_write_config_fixture(write_config, tmp_path):
     config = load_config(write_config(tiny=True, overrides={"testing settings": {"whole_image": "True"}}))
-    assert config.path_local == tmp_path / "data"
+    assert config.data.path_local == tmp_path / "data"
     assert config.name == "exp" and Path.cwd() == tmp_path  # ./exp lands in tmp_path
-    assert (config.patch_height, config.N_epochs, config.whole_image) == (16, 2, True)
+    assert (config.training.patch_hw, config.training.N_epochs, config.testing.inference.mode) == ((16, 16), 2, "whole")
     dropped = write_config(drop=[("testing settings", "whole_image")], filename="other.txt")
-    assert load_config(dropped).whole_image is False
+    assert load_config(dropped).testing.inference.mode == "patches"

@@ -118,7 +118,7 @@ def test_testing_writes_its_results(experiment):
     masks = load_hdf5(experiment.data / "DRIVE_dataset_borderMasks_test.hdf5")
     assert results["pixels"] == int((masks > 0).sum())  # FOV pixels of both test images
     assert sum(map(sum, results["confusion_matrix"])) == results["pixels"]
-    assert results["images"] == 2 and results["mode"]["whole_image"] is False
+    assert results["images"] == 2 and results["mode"]["mode"] == "patches"
     assert set(results["second_observer"]) == {"accuracy", "sensitivity", "specificity", "f1"}
     text = (experiment.exp / "performances.txt").read_text()
     assert text.startswith("Area under the ROC curve: ")
@@ -135,7 +135,7 @@ def test_testing_agrees_with_an_in_process_evaluation(experiment):
     """The script's figures equal the library's pipeline run here: preprocess the test set, predict by
     averaged overlapping patches (stride 8), evaluate the FOV pixels."""
     from lib.datasets import load_hdf5
-    from lib.metrics import evaluate, fov_pixels
+    from lib.metrics import evaluate_fov
     from lib.preprocessing import preprocess
     from src.model import build_unet, load_weights
     from src.prediction import predict_by_patches
@@ -146,7 +146,7 @@ def test_testing_agrees_with_an_in_process_evaluation(experiment):
     model = build_unet()
     load_weights(model, experiment.exp / "exp_best.weights.h5")
     predictions = np.stack([predict_by_patches(model, image, (16, 16), (8, 8)) for image in images])
-    expected = evaluate(fov_pixels(truths, masks), fov_pixels(predictions, masks))
+    expected = evaluate_fov(truths, predictions, masks).metrics
     results = json.loads((experiment.exp / "performances.json").read_text())
     assert results["auc_roc"] == pytest.approx(expected["auc_roc"], abs=1e-5)
     assert results["confusion_matrix"] == expected["confusion_matrix"]
@@ -169,7 +169,7 @@ def test_whole_image_testing(experiment):
     for name in TESTING_FILES:
         assert (out / name).is_file(), name
     results = json.loads((out / "performances.json").read_text())
-    assert results["mode"]["whole_image"] is True
+    assert results["mode"] == {"mode": "whole", "precision": "float32"}
     assert 0.0 <= results["auc_roc"] <= 1.0
     assert "whole image" in result.stdout
 
@@ -229,6 +229,24 @@ def test_missing_weights(experiment):
     assert_user_error(result, "none.weights.h5", "weights file not found")
 
 
+@pytest.mark.parametrize("initial", ["missing", "foreign"])
+def test_bad_initial_weights_are_one_line_before_any_training(experiment, tmp_path, initial):
+    path = tmp_path / "other.weights.h5"
+    if initial == "foreign":  # weights of another network: a dense layer, not the U-Net
+        import keras
+
+        other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        other.save_weights(path)
+    config = make_config(experiment.folder, tiny=True, filename="initial.txt", overrides={
+        "experiment name": {"name": "from_initial"},
+        "training settings": {"initial_weights": path},
+    })
+    result = run_script("run_training.py", "--config", config, cwd=experiment.folder)
+    fragment = "weights file not found" if initial == "missing" else "not weights of this U-Net"
+    assert_user_error(result, "[training settings] initial_weights", str(path), fragment)
+    assert not (experiment.folder / "from_initial").exists()
+
+
 def test_training_before_prepare(tmp_path):
     config = make_config(tmp_path, tiny=True)
     result = run_script("run_training.py", "--config", config, cwd=tmp_path)
@@ -263,4 +281,5 @@ def test_more_test_images_than_prepared_is_a_user_error(experiment, monkeypatch)
         experiment.folder, tiny=True, overrides={"testing settings": {"full_images_to_test": "3"}}, filename="many.txt"
     )
     with pytest.raises(UserError, match="full_images_to_test = 3"):
-        load_test_set(load_config(config))
+        loaded = load_config(config)
+        load_test_set(loaded.data, loaded.testing)

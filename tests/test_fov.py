@@ -139,7 +139,7 @@ def test_tiny_bright_spot_is_an_error():
     ids=["float", "gray", "rgba", "list"],
 )
 def test_bad_input_is_an_error(bad):
-    with pytest.raises(UserError, match="uint8 array \\(H, W, 3\\)"):
+    with pytest.raises(TypeError, match="uint8 array \\(H, W, 3\\)"):
         detect_fov(bad)
 
 
@@ -159,13 +159,17 @@ def test_stats_of_a_mask():
     [
         (np.zeros((50, 50), np.uint8), "empty"),
         (np.full((50, 50), 255, np.uint8), "no edge inside the image"),
-        (np.zeros((50, 50, 3), np.uint8), "2-D"),
     ],
-    ids=["empty", "full-frame", "3-D"],
+    ids=["empty", "full-frame"],
 )
 def test_unmeasurable_masks_are_errors(mask, message):
     with pytest.raises(UserError, match=message):
         fov_diameter(mask)
+
+
+def test_a_mask_that_is_not_2d_is_a_programming_error():
+    with pytest.raises(TypeError, match="2-D"):
+        fov_diameter(np.zeros((50, 50, 3), np.uint8))
 
 
 # Real data, where present

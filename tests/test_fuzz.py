@@ -320,8 +320,9 @@ def test_mutated_configurations_give_user_errors(tmp_path, source):
             continue
         except Exception as error:  # noqa: BLE001
             pytest.fail(f"{source} iteration {iteration} ({what}): {type(error).__name__}: {error}")
-        assert config.patch_height % 4 == 0 and config.stride_height <= config.patch_height, what
-        assert config.batch_size >= 1 and config.N_epochs >= 1, what
+        inference = config.testing.inference
+        assert config.training.patch_hw[0] % 4 == 0 and inference.stride_hw[0] <= inference.patch_hw[0], what
+        assert config.training.batch_size >= 1 and config.training.N_epochs >= 1, what
         outcomes["loaded"] += 1
     assert outcomes["refused"] > CONFIG_ROUNDS // 4 and outcomes["loaded"] > 0, outcomes
 

@@ -20,7 +20,7 @@ def scored():
 
 def test_evaluate_equals_scikit_learn(scored):
     y_true, y_score = scored
-    results = m.evaluate(y_true, y_score)
+    results = m.evaluate(y_true, y_score).metrics
     y_pred = (y_score >= 0.5).astype(int)
     tn, fp, fn, tp = sk.confusion_matrix(y_true, y_pred).ravel()
     assert results["confusion_matrix"] == [[tn, fp], [fn, tp]]
@@ -38,13 +38,13 @@ def test_evaluate_equals_scikit_learn(scored):
 
 def test_auc_pr_is_the_published_trapezoid_over_the_flipped_curve(scored):
     y_true, y_score = scored
-    assert m.evaluate(y_true, y_score)["auc_pr"] == pytest.approx(auc_pr(y_true, y_score), abs=1e-15)
+    assert m.evaluate(y_true, y_score).metrics["auc_pr"] == pytest.approx(auc_pr(y_true, y_score), abs=1e-15)
 
 
 def test_threshold_is_greater_or_equal_half():
     y_true = np.array([0, 1, 0, 1, 1, 0])
     y_score = np.array([0.5, 0.5, 0.49999, 0.9, 0.1, 0.2])
-    results = m.evaluate(y_true, y_score)
+    results = m.evaluate(y_true, y_score).metrics
     np.testing.assert_array_equal(confusion_threshold(y_score), [1, 1, 0, 1, 0, 0])
     # vessel predicted: 0.5 (false positive), 0.5 and 0.9 (true positives); 0.1 missed
     assert results["confusion_matrix"] == [[2, 1], [1, 2]]
@@ -107,12 +107,37 @@ def test_fov_pixels_pairs_truth_and_score_as_the_published_pred_only_fov():
         m.fov_pixels(scores.transpose(0, 1, 3, 2), masks.transpose(0, 1, 3, 2)), published_scores[:, 0]
     )
     # and every metric is the same
-    assert m.evaluate(ours_truths, ours_scores) == m.evaluate(published_truths[:, 0], published_scores[:, 0])
+    theirs = m.evaluate(published_truths[:, 0], published_scores[:, 0]).metrics
+    assert m.evaluate(ours_truths, ours_scores).metrics == theirs
 
 
 def test_fov_pixels_checks_shapes():
     with pytest.raises(ValueError, match="differ"):
         m.fov_pixels(np.zeros((2, 3, 3)), np.zeros((2, 3, 4)))
+
+
+def test_one_evaluation_gives_metrics_and_curves_from_one_sort(scored, monkeypatch):
+    y_true, y_score = scored
+    sorts = []
+    counts = m.threshold_counts
+    monkeypatch.setattr(m, "threshold_counts", lambda *args: sorts.append(1) or counts(*args))
+    evaluation = m.evaluate(y_true, y_score)
+    assert len(sorts) == 1
+    np.testing.assert_array_equal(evaluation.roc, m.roc_points(y_true, y_score))
+    np.testing.assert_array_equal(evaluation.pr, m.pr_points(y_true, y_score))
+    assert evaluation.metrics["auc_roc"] == pytest.approx(sk.roc_auc_score(y_true, y_score), abs=1e-12)
+
+
+def test_evaluate_fov_scores_only_the_pixels_inside_the_masks():
+    rng = np.random.default_rng(3)
+    truths, scores = rng.integers(0, 2, (2, 20, 30)), rng.random((2, 20, 30))
+    masks = np.zeros((2, 20, 30), dtype=np.uint8)
+    masks[:, 5:15, 4:25] = 255
+    scores_outside_changed = np.where(masks > 0, scores, 1 - scores)
+    inside = m.evaluate_fov(truths, scores, masks).metrics
+    assert inside == m.evaluate_fov(truths, scores_outside_changed, masks).metrics
+    assert inside == m.evaluate(truths[masks > 0], scores[masks > 0]).metrics
+    assert inside["pixels"] == 2 * 10 * 21
 
 
 def test_curves_for_plotting(scored):
@@ -138,7 +163,7 @@ PUBLISHED_LINES = (
 
 def test_performances_text_has_the_published_lines(scored):
     y_true, y_score = scored
-    results = m.evaluate(y_true, y_score)
+    results = m.evaluate(y_true, y_score).metrics
     text = m.performances_text(results)
     lines = text.splitlines()
     for prefix in PUBLISHED_LINES:
@@ -163,7 +188,7 @@ def test_performances_text_has_the_published_lines(scored):
 
 
 def test_metrics_json_round_trips(scored):
-    results = m.evaluate(*scored)
+    results = m.evaluate(*scored).metrics
     loaded = json.loads(m.metrics_json(results))
     assert loaded["auc_roc"] == results["auc_roc"] and loaded["confusion_matrix"] == results["confusion_matrix"]
 

@@ -218,7 +218,7 @@ def test_missing_or_bad_weights_are_user_errors(tmp_path):
 def test_published_weights_segment_a_drive_image(legacy_weights, drive_root):
     """The published model, loaded into this U-Net, predicts DRIVE test image 01 (whole image) with AUC > 0.97."""
     from lib.datasets import read_drive_split
-    from lib.metrics import evaluate, fov_pixels
+    from lib.metrics import evaluate_fov
     from lib.preprocessing import preprocess
     from src.prediction import predict_whole
 
@@ -228,6 +228,6 @@ def test_published_weights_segment_a_drive_image(legacy_weights, drive_root):
     probabilities = predict_whole(model, images[0])
     assert probabilities.shape == (584, 565)
     mask = test["borderMasks"][0, 0]
-    results = evaluate(fov_pixels(test["groundTruth"][0, 0] > 0, mask), fov_pixels(probabilities, mask))
+    results = evaluate_fov(test["groundTruth"][0, 0] > 0, probabilities, mask).metrics
     assert results["auc_roc"] > 0.97
     assert results["accuracy"] > 0.94

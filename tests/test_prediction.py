@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from benchmarks.published import extract_ordered_overlap, paint_border_overlap, recompone_overlap
+from lib import inference as inference_module
+from lib.inference import Inference
 from src.model import build_unet
-from src.prediction import predict_by_patches, predict_patches, predict_whole
+from src.prediction import predict_by_patches, predict_image, predict_patches, predict_whole
 
 
 class Echo:
@@ -27,6 +29,46 @@ class RowIndex(Echo):
     def predict_on_batch(self, x):
         rows = np.broadcast_to(np.linspace(0, 1, x.shape[1])[None, :, None, None], x.shape).astype(np.float32)
         return np.concatenate([1 - rows, rows], axis=-1)
+
+
+class PatchMean(Echo):
+    """A stand-in whose output is constant over each patch (its mean): every pixel's average then depends on
+    exactly which patches cover it, so a tiling that loses or adds one shows."""
+
+    def predict_on_batch(self, x):
+        means = np.broadcast_to(np.asarray(x, dtype=np.float32).mean(axis=(1, 2, 3), keepdims=True), x.shape)
+        return np.concatenate([1 - means, means], axis=-1)
+
+
+@pytest.fixture(scope="module")
+def random_unet():
+    keras.utils.set_random_seed(0)
+    return build_unet()
+
+
+@pytest.mark.parametrize("mode", ["whole", "flips"])
+def test_whole_image_tiles_equal_one_pass(random_unet, monkeypatch, mode):
+    image = np.random.default_rng(0).random((1, 181, 190), dtype=np.float32)
+    inference = Inference(mode=mode)
+    assert inference.tiles(image.shape[1:]) is None
+    whole = predict_image(random_unet, image, inference)
+    monkeypatch.setattr(inference_module, "MAX_PASS_PIXELS", 160 * 160 * (4 if mode == "flips" else 1))
+    assert inference.tiles(image.shape[1:]) == (64, 48)  # 160 px passes: 64 px kept, 48 px of context each side
+    tiled = predict_image(random_unet, image, inference)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride", [(5, 5), (8, 6)])
+def test_patch_tiles_equal_one_pass_with_the_fov_skipping(monkeypatch, stride):
+    image = np.random.default_rng(1).random((1, 97, 123), dtype=np.float32)
+    fov = np.zeros((97, 123), dtype=np.uint8)
+    fov[10:90, 15:110] = 1
+    inference = Inference(mode="patches", patch_hw=(16, 16), stride_hw=stride, batch_size=64)
+    one_pass = predict_image(PatchMean(), image, inference, fov)
+    monkeypatch.setattr(inference_module, "MAX_PASS_PATCHES", 60)
+    core, margin = inference.tiles(image.shape[1:])
+    assert core < 97 and margin >= 16 and core % stride[0] == margin % stride[0] == 0
+    np.testing.assert_allclose(predict_image(PatchMean(), image, inference, fov), one_pass, rtol=0, atol=1e-12)
 
 
 def test_predict_patches_returns_the_vessel_channel():

@@ -87,7 +87,7 @@ def test_published_weights_reach_the_published_auc(prepared, legacy_weights):
     model = load_trained_model(legacy_weights)
     predictions = np.stack([predict_whole(model, image) for image in images])
     y_true = fov_pixels(truths, masks)
-    results = evaluate(y_true, fov_pixels(predictions, masks))
+    results = evaluate(y_true, fov_pixels(predictions, masks)).metrics
     assert results["pixels"] == PUBLISHED_FOV_PIXELS
     assert 0.976 <= results["auc_roc"] <= 0.979, results["auc_roc"]
     assert 0.95 <= results["accuracy"] <= 0.96, results["accuracy"]

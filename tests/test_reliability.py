@@ -475,7 +475,7 @@ def test_stride_equal_to_the_patch_is_allowed(tmp_path):
     from lib.config import load_config
 
     config = load_config(write_config(tmp_path, {"testing settings": {"stride_height": "16", "stride_width": "16"}}))
-    assert (config.stride_height, config.stride_width) == (config.patch_height, config.patch_width) == (16, 16)
+    assert config.testing.inference.stride_hw == config.testing.inference.patch_hw == (16, 16)
 
 
 def test_every_case_has_a_readme_row():
@@ -547,8 +547,8 @@ def _temporaries(folder: Path) -> list[str]:
 
 def test_a_kill_is_reported_like_ctrl_c_and_cleans_up(tmp_path, capsys):
     """SIGTERM (plain ``kill``) during a write: the temporary file is removed, one line, exit 143."""
-    from lib import cli
     from lib.imageio import atomic_path
+    from src import cli
 
     target = tmp_path / "results.txt"
 

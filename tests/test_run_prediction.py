@@ -19,6 +19,8 @@ import run_prediction
 from lib.errors import UserError
 from lib.fov import detect_fov, fov_diameter
 from lib.imageio import read_binary, read_rgb
+from lib.rendering import SUMMARY
+from lib.rescale import resize
 from lib.synthetic import synthetic_fundus, write_synthetic_stare
 from src import segment
 
@@ -40,7 +42,7 @@ def save(path, image, file_format=None):
 
 
 def read_summary(out_dir):
-    with open(out_dir / segment.SUMMARY, newline="") as handle:
+    with open(out_dir / SUMMARY, newline="") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -51,8 +53,8 @@ def error_lines(text):
 @pytest.fixture
 def stand_in(monkeypatch):
     """The 'U-Net' returns 1 - the preprocessed image, and no weights are loaded."""
-    monkeypatch.setattr(segment, "load_trained_model", lambda weights: None)
-    monkeypatch.setattr(segment, "predict", lambda model, image, options: 1 - image[0])
+    monkeypatch.setattr(segment, "load_trained_model", lambda weights, precision: None)
+    monkeypatch.setattr(segment, "predict_image", lambda model, image, inference, fov=None: 1 - image[0])
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +111,8 @@ def test_rescaling_round_trip_keeps_shape_and_a_smooth_map(scale):
     height, width = 131, 157
     ys, xs = np.mgrid[:height, :width]
     smooth = (0.5 + 0.4 * np.sin(xs / 17.0) * np.cos(ys / 23.0)).astype(np.float32)
-    small = segment.resize(smooth, round(height * scale), round(width * scale))
-    back = segment.resize(small, height, width)
+    small = resize(smooth, round(height * scale), round(width * scale))
+    back = resize(small, height, width)
     assert back.shape == smooth.shape and back.dtype == np.float32
     assert np.abs(back - smooth)[3:-3, 3:-3].max() < 0.02  # the outermost pixels extrapolate
     assert np.abs(back - smooth).mean() < 0.005
@@ -119,7 +121,7 @@ def test_rescaling_round_trip_keeps_shape_and_a_smooth_map(scale):
 def test_network_input_has_the_target_fov_diameter(tmp_path, monkeypatch):
     rgb, _, fov = photo(1, 200, 240, fov_radius=90)
     seen = []
-    monkeypatch.setattr(segment, "predict", lambda model, image, options: seen.append(image.shape) or image[0])
+    monkeypatch.setattr(segment, "predict_image", lambda model, image, inference: seen.append(image.shape) or image[0])
     path = save(tmp_path / "p.png", rgb)
     result = segment.segment_image(None, path, None, None, segment.Options(fov_diameter=64))
     assert float(result["row"]["fov_diameter"]) == pytest.approx(181, abs=3)
@@ -235,27 +237,6 @@ def test_an_empty_mask_source_or_missing_weights_stop_the_run(tmp_path):
         run_prediction.main([str(tmp_path / "in"), "--masks", str(tmp_path / "masks")])
     with pytest.raises(UserError, match="weights file not found"):
         run_prediction.main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "nowhere")])
-
-
-@pytest.mark.parametrize("flips", [False, True])
-def test_tiles_equal_one_pass(unet, monkeypatch, flips):
-    image = np.random.default_rng(0).random((1, 181, 190), dtype=np.float32)
-    options = segment.Options(flips=flips)
-    whole = segment.predict(unet, image, options)
-    monkeypatch.setattr(segment, "MAX_PASS_PIXELS", (160 * 160) * (4 if flips else 1))  # 64 px tiles
-    calls, predict_whole = [], segment.predict_whole
-    monkeypatch.setattr(segment, "predict_whole", lambda *args: calls.append(args[1].shape) or predict_whole(*args))
-    tiled = segment.predict(unet, image, options)
-    assert len(calls) == 3 * 3 and max(shape[1] for shape in calls) == 64 + 2 * segment.TILE_MARGIN
-    np.testing.assert_allclose(tiled, whole, atol=1e-5)
-
-
-def test_patch_mode_tiles_bound_the_patches(unet, monkeypatch):
-    image = np.random.default_rng(1).random((1, 90, 100), dtype=np.float32)
-    monkeypatch.setattr(segment, "MAX_PASS_PATCHES", 100)  # 160x160 px at stride 16: 64 px tiles
-    result = segment.predict(unet, image, segment.Options(stride=16))
-    assert result.shape == (90, 100) and result.dtype == np.float32
-    assert 0 <= result.min() and result.max() <= 1
 
 
 def test_the_script_end_to_end(tmp_path, weights):

@@ -4,6 +4,7 @@
 import gzip
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +15,11 @@ from lib import stare
 from lib.config import load_config
 from lib.datasets import load_hdf5
 from lib.errors import UserError
-from lib.imageio import read_binary
+from lib.imageio import read_binary, read_probability_png
+from lib.metrics import evaluate_fov
 from lib.synthetic import FOV_RADIUS_FRACTION, STARE_IDS, write_synthetic_stare
-from src.leave_one_out import run_cross_dataset, run_leave_one_out
+from src.cross_dataset import run_cross_dataset
+from src.leave_one_out import run_leave_one_out
 
 IDS = list(STARE_IDS[:3])
 SIZE = {"height": 72, "width": 84}
@@ -120,7 +123,7 @@ def test_prepare_script_bad_input_is_one_line(damaged, tmp_path):
 
 def test_leave_one_out_section(tmp_path):
     settings = stare.load_leave_one_out(STARE_CONFIG)
-    assert settings.folds is None and settings.results_folder.name == "STARE_results"
+    assert settings.folds is None and settings.results_folder == Path("STARE_results/published")
     config = make_config(tmp_path, base=STARE_CONFIG, overrides={"leave-one-out": {"folds": "im0082, im0001 im0082"}})
     assert stare.load_leave_one_out(config).folds == ("im0082", "im0001")
     config = make_config(tmp_path, base=STARE_CONFIG, overrides={"leave-one-out": {"folds": "0001"}})
@@ -133,9 +136,10 @@ def test_leave_one_out_section(tmp_path):
 
 def test_the_repo_configuration_is_the_published_protocol():
     config = load_config(STARE_CONFIG)
-    assert config.N_subimgs == 19 * 9500 and (config.patch_height, config.patch_width) == (48, 48)
-    assert (config.stride_height, config.stride_width, config.full_images_to_test) == (5, 5, 20)
-    assert config.data_file("train_imgs_original") == config.data_file("test_imgs_original")
+    assert config.training.N_subimgs == 19 * 9500 and config.training.patch_hw == (48, 48)
+    assert config.training.initial_weights is None and config.training.N_epochs == 150
+    assert config.testing.inference.stride_hw == (5, 5) and config.testing.full_images_to_test == 20
+    assert config.data.file("train_imgs_original") == config.data.file("test_imgs_original")
 
 
 @pytest.fixture(scope="module")
@@ -163,18 +167,23 @@ def loo_copy(loo_run, tmp_path, monkeypatch):
     return folder
 
 
+RESULTS = Path("STARE_results/published")
+
+
 def test_leave_one_out_writes_table_pictures_and_folds(loo_run):
     folder, result = loo_run
-    results = folder / "STARE_results"
-    rows = [json.loads((folder / "STARE_leave_one_out" / i / "result.json").read_text()) for i in IDS]
+    results = folder / RESULTS
+    rows = [json.loads((results / f"{i}_result.json").read_text()) for i in IDS]
     assert [row["id"] for row in rows] == IDS
     for row in rows:
-        assert 0 <= row["auc_roc"] <= 1 and row["pixels"] > 0 and "second_observer" in row
-        assert row["mode"]["stride"] == [8, 8] and not row["mode"]["whole_image"]
+        assert 0 <= row["auc_roc"] <= 1 and row["pixels"] > 0 and row["training_minutes"] > 0
+        assert row["mode"] == {"mode": "patches", "patch": [16, 16], "stride": [8, 8], "precision": "float32"}
     for image_id in IDS:
         assert (folder / "STARE_leave_one_out" / image_id / "training.log").is_file()  # nohup = True
         picture = np.asarray(Image.open(results / f"{image_id}.png"))
         assert picture.shape == (3 * 72, 84)  # original, ground truth, prediction, top to bottom
+        assert Image.open(results / f"{image_id}_probability.png").mode == "I;16"
+        assert read_binary(results / f"{image_id}_fov.png").shape == (72, 84)
     auc = np.array([row["auc_roc"] for row in rows])
     markdown = (results / "leave_one_out.md").read_text().splitlines()
     assert markdown[:2] == ["| STARE image| AUC ROC|", "| ---------- |:------:|"]
@@ -182,6 +191,8 @@ def test_leave_one_out_writes_table_pictures_and_folds(loo_run):
     short = f"{auc.mean():.4f} +- {auc.std(ddof=1):.4f}".replace("0.", ".")
     assert f"__AVERAGE:   {short}__" in markdown
     assert any(line.startswith("| second observer (vk) vs ground truth (ah) | 3 |") for line in markdown)
+    assert any(line.startswith("| published retina-unet | .9805 |") for line in markdown)
+    assert any(line.startswith("| **this project (STARE_leave_one_out), 3 folds** |") for line in markdown)
     csv_lines = (results / "leave_one_out.csv").read_text().splitlines()
     assert csv_lines[0].startswith("image,auc_roc,") and [line.split(",")[0] for line in csv_lines[1:]] == [
         *IDS, "mean", "std"]
@@ -191,12 +202,41 @@ def test_leave_one_out_writes_table_pictures_and_folds(loo_run):
     assert "leave-one-out, 3 of 3 folds" in result.stdout
 
 
-def test_a_rerun_skips_finished_folds(loo_copy, capsys):
-    before = (loo_copy / "STARE_results" / "leave_one_out.md").read_text()
+def test_the_committed_maps_reproduce_every_auc(loo_run, synthetic_stare):
+    """Anyone can recompute the table: the 16-bit map, the FOV mask and STARE's own label give each AUC."""
+    results = loo_run[0] / RESULTS
+    for image_id in IDS:
+        label = read_binary(synthetic_stare / "labels-ah" / f"{image_id}.ah.ppm.gz") > 0
+        fov = read_binary(results / f"{image_id}_fov.png") > 0
+        probability = read_probability_png(results / f"{image_id}_probability.png")
+        recomputed = evaluate_fov(label, probability, fov).metrics["auc_roc"]
+        assert recomputed == json.loads((results / f"{image_id}_result.json").read_text())["auc_roc"]
+
+
+def test_the_tables_regenerate_from_the_result_files_alone(loo_copy, capsys):
+    """A fresh clone holds the results folder but no fold folders: the rerun trains nothing, the tables are equal."""
+    results = loo_copy / RESULTS
+    before = {name: (results / name).read_bytes() for name in ("leave_one_out.md", "leave_one_out.csv", "summary.json")}
+    shutil.rmtree(loo_copy / "STARE_leave_one_out")
+    for name in before:
+        (results / name).unlink()
     config = loo_copy / "configuration.txt"
     run_leave_one_out(load_config(config), stare.load_leave_one_out(config))
     assert capsys.readouterr().out.count("finished earlier") == 3
-    assert (loo_copy / "STARE_results" / "leave_one_out.md").read_text() == before
+    assert not (loo_copy / "STARE_leave_one_out").exists()
+    assert {name: (results / name).read_bytes() for name in before} == before
+
+
+def test_a_damaged_result_reruns_its_fold_and_says_so(loo_copy, capsys):
+    config = loo_copy / "configuration.txt"
+    (loo_copy / RESULTS / "im0002_result.json").write_text('{"id": "im0002", "auc_')
+    (loo_copy / RESULTS / "im0003_probability.png").unlink()
+    run_leave_one_out(load_config(config), stare.load_leave_one_out(config))
+    out = capsys.readouterr().out
+    assert "im0002_result.json is damaged" in out and "im0003_result.json is damaged" in out
+    assert "trained earlier (1 epochs), testing" in out  # the fold's weights are still there: only re-tested
+    assert out.count("finished earlier") == 1
+    assert json.loads((loo_copy / RESULTS / "im0002_result.json").read_text())["id"] == "im0002"
 
 
 def test_an_interrupted_fold_resumes_its_training(loo_copy, capsys):
@@ -206,12 +246,12 @@ def test_an_interrupted_fold_resumes_its_training(loo_copy, capsys):
     with open(config, "w") as handle:
         parser.write(handle)
     fold = loo_copy / "STARE_leave_one_out" / "im0002"
-    (fold / "result.json").unlink()  # as if stopped after epoch 1 of 2
+    (loo_copy / RESULTS / "im0002_result.json").unlink()  # as if stopped after epoch 1 of 2
     run_leave_one_out(load_config(config), stare.load_leave_one_out(config), folds=("im0002", "im0003"))
     out = capsys.readouterr().out
     assert "resuming after epoch 1" in out and "im0003: finished earlier" in out
     assert len((fold / "training_history.csv").read_text().splitlines()) == 3  # header + 2 epochs
-    assert (fold / "result.json").is_file()
+    assert (loo_copy / RESULTS / "im0002_result.json").is_file()
 
 
 def test_unknown_fold_is_refused(loo_copy):
@@ -220,28 +260,55 @@ def test_unknown_fold_is_refused(loo_copy):
         run_leave_one_out(load_config(config), stare.load_leave_one_out(config), folds=("im0082",))
 
 
-def test_cross_dataset_adds_its_row(loo_copy):
+def test_unknown_fold_on_the_command_line_is_one_line(loo_run):
+    folder = loo_run[0]
+    result = run_script("run_stare_leave_one_out.py", "--config", folder / "configuration.txt", "--folds", "im0082",
+                        cwd=folder)
+    assert_user_error(result, "fold im0082 is not among the prepared STARE images")
+
+
+@pytest.mark.parametrize("source", ["project", "published"])
+def test_folds_fine_tune_from_initial_weights(loo_copy, legacy_weights, capsys, source):
+    """DRIVE-pretrained folds: each fold starts from the given weights (this project's or the published Keras-1)."""
+    weights = legacy_weights if source == "published" else (
+        loo_copy / "STARE_leave_one_out" / "im0001" / "STARE_leave_one_out_best.weights.h5")
+    config = make_config(loo_copy, base=loo_copy / "configuration.txt", filename="pretrained.txt", overrides={
+        "experiment name": {"name": "pretrained"},
+        "training settings": {"initial_weights": weights, "learning_rate": "1e-9", "optimizer": "sgd"},
+        "leave-one-out": {"results_folder": "STARE_results/pretrained", "folds": "im0002"},
+    })
+    summary = run_leave_one_out(load_config(config), stare.load_leave_one_out(config))
+    assert f"starting from {weights}" in capsys.readouterr().out
+    assert summary["folds"] == 1 and summary["initial_weights"] == str(weights)
+    # with a vanishing learning rate the fold's weights are the initial ones
+    from src.model import load_trained_model
+
+    trained = load_trained_model(loo_copy / "pretrained" / "im0002" / "pretrained_best.weights.h5")
+    initial = load_trained_model(weights)
+    for ours, theirs in zip(trained.get_weights(), initial.get_weights(), strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def test_cross_dataset_writes_its_own_table(loo_copy):
     config = loo_copy / "configuration.txt"
     weights = loo_copy / "STARE_leave_one_out" / "im0001" / "STARE_leave_one_out_best.weights.h5"
-    summary = run_cross_dataset(load_config(config), stare.load_leave_one_out(config), weights)
-    cross = summary["cross_dataset"]
-    out = loo_copy / "STARE_results" / "cross_dataset_STARE_leave_one_out_best"
-    assert cross["images"] == 3 and cross["mode"]["whole_image"]
+    cross = run_cross_dataset(load_config(config), stare.load_leave_one_out(config), weights)
+    out = loo_copy / RESULTS / "cross_dataset_STARE_leave_one_out_best"
+    assert cross["images"] == 3 and cross["mode"] == {"mode": "whole", "precision": "float32"}
     assert sorted(path.name for path in out.glob("*.png")) == [f"{image_id}.png" for image_id in IDS]
     assert (out / "cross_dataset.md").read_text().startswith("| STARE image| AUC ROC|")
-    markdown = (loo_copy / "STARE_results" / "leave_one_out.md").read_text()
-    assert "| U-Net trained on DRIVE (STARE_leave_one_out_best, whole image) | 3 |" in markdown
+    assert 0.5 < cross["second_observer"]["f1"] < 1
 
 
 def test_cross_dataset_with_the_published_weights(loo_copy, legacy_weights):
     config = loo_copy / "configuration.txt"
-    cross = run_cross_dataset(load_config(config), stare.load_leave_one_out(config), legacy_weights)["cross_dataset"]
+    cross = run_cross_dataset(load_config(config), stare.load_leave_one_out(config), legacy_weights)
     assert cross["pooled"]["auc_roc"] > 0.8  # the published DRIVE model finds the synthetic vessels
 
 
 def test_real_stare_preparation_and_fov(stare_root, tmp_path):
     config = load_config(make_config(tmp_path, base=STARE_CONFIG))
-    prepared = stare.prepare(config, stare_root)
+    prepared = stare.prepare(config.data, stare_root)
     assert list(prepared["ids"]) == list(STARE_IDS)
     assert prepared["imgs"].shape == (20, 3, 605, 700)
     assert prepared["groundTruth"].shape == prepared["groundTruth2nd"].shape == (20, 1, 605, 700)

@@ -8,7 +8,8 @@ from PIL import Image
 
 from lib.errors import UserError
 from lib.imageio import read_binary, read_rgb
-from lib.synthetic import STARE_IDS, main, synthetic_fundus, write_synthetic_drive, write_synthetic_stare
+from lib.synthetic import STARE_IDS, synthetic_fundus, write_synthetic_drive, write_synthetic_stare
+from make_synthetic_data import main
 
 SIZE = {"height": 96, "width": 90}
 

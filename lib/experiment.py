@@ -1,0 +1,88 @@
+"""An experiment folder's files and its training state: every name in one place, read one way everywhere.
+
+The folder ``./<name>/`` of an experiment (or one STARE fold's ``./<name>/<id>/``) holds the weights
+``<name>_best.weights.h5`` and ``<name>_last.weights.h5``, the resumable ``<name>_checkpoint.keras``
+with ``training_state.json``, the history, the logs and the test results.
+"""
+
+import csv
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from lib.errors import UserError
+from lib.imageio import write_text
+
+WEIGHTS_SUFFIX = ".weights.h5"  # Keras 3 insists on it
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingState:
+    """What a resumed training needs besides the checkpoint: how far it got and its best validation loss."""
+
+    epochs_done: int = 0
+    best_val_loss: float = math.inf
+
+
+class _File:
+    """One file of the experiment folder, named by a template (``{name}``: the experiment's name)."""
+
+    def __init__(self, template: str):
+        self.template = template
+
+    def __get__(self, experiment, owner=None) -> Path:
+        return experiment.folder / self.template.format(name=experiment.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    folder: Path
+    name: str
+
+    @classmethod
+    def in_folder(cls, folder) -> "Experiment":
+        """The experiment a trained-model folder holds: its files are named after the folder, ``test/test_best...``."""
+        folder = Path(folder)
+        return cls(folder, folder.resolve().name)
+
+    def weights(self, which: str = "best") -> Path:
+        """``best`` (lowest validation loss) or ``last`` weights."""
+        return self.folder / f"{self.name}_{which}{WEIGHTS_SUFFIX}"
+
+    checkpoint = _File("{name}_checkpoint.keras")  # model and optimizer after the last finished epoch
+    state_file = _File("training_state.json")  # epochs done and best validation loss, for --resume
+    history = _File("training_history.csv")
+    architecture = _File("{name}_architecture.json")
+    model_picture = _File("{name}_model.png")
+    configuration = _File("configuration.txt")  # the copy of the configuration the training used
+    training_log = _File("training.log")
+    testing_log = _File("testing.log")
+
+    def read_state(self) -> TrainingState | None:
+        """The state after the last finished epoch; None before the first one finished."""
+        if not self.state_file.is_file():
+            return None
+        try:
+            state = json.loads(self.state_file.read_text())
+            return TrainingState(int(state["epochs_done"]), float(state["best_val_loss"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(
+                f"{self.state_file}: damaged training state; train this experiment again from the start (--overwrite)"
+            ) from None
+
+    def write_state(self, state: TrainingState) -> None:
+        write_text(self.state_file, json.dumps(dataclasses.asdict(state)))
+
+    def training_minutes(self) -> float | None:
+        """Minutes of training over every sitting, from the history's ``minutes`` column (it restarts at each
+        resume); None before the first epoch."""
+        if not self.history.is_file():
+            return None
+        with open(self.history, newline="") as handle:
+            minutes = [float(row["minutes"]) for row in csv.DictReader(handle) if row.get("minutes")]
+        if not minutes:
+            return None
+        restarts = [before for before, after in zip(minutes, minutes[1:], strict=False) if after < before]
+        return sum(restarts) + minutes[-1]
+

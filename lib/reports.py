@@ -1,0 +1,131 @@
+"""The published comparison tables (DRIVE and STARE) and this project's results set beside them.
+
+Every published number the project compares against lives here, once.
+"""
+
+import csv
+import io
+
+import numpy as np
+
+PUBLISHED_DRIVE_AUC = (  # the published README's DRIVE comparison (AUC ROC)
+    ("Soares et al.", 0.9614),
+    ("Azzopardi et al.", 0.9614),
+    ("Osareh et al.", 0.9650),
+    ("Roychowdhury et al.", 0.9670),
+    ("Fraz et al.", 0.9747),
+    ("Qiaoliang et al.", 0.9738),
+    ("Melinscak et al.", 0.9749),
+    ("Liskowski et al.", 0.9790),
+    ("published retina-unet", 0.9790),
+)
+# The published leave-one-out AUC ROC per held-out STARE image (orobix/retina-unet README) and its summary.
+PUBLISHED_STARE_AUC = {
+    "im0001": 0.9709, "im0002": 0.9588, "im0003": 0.9856, "im0004": 0.9732, "im0005": 0.9703,
+    "im0044": 0.9883, "im0077": 0.9925, "im0081": 0.9930, "im0082": 0.9929, "im0139": 0.9845,
+    "im0162": 0.9913, "im0163": 0.9952, "im0235": 0.9912, "im0236": 0.9893, "im0239": 0.9751,
+    "im0240": 0.9832, "im0255": 0.9819, "im0291": 0.9635, "im0319": 0.9702, "im0324": 0.9661,
+}  # fmt: skip
+PUBLISHED_STARE_MEAN, PUBLISHED_STARE_STD = 0.9805, 0.0113
+PUBLISHED_STARE_SUMMARY = "published (orobix/retina-unet): .9805 +- .0113 over the 20 folds"
+# The published README's STARE comparison (AUC ROC); Liskowski et al. define the FOV differently.
+PUBLISHED_STARE_TABLE = (
+    ("Soares et al.", 0.9671),
+    ("Azzopardi et al.", 0.9563),
+    ("Roychowdhury et al.", 0.9688),
+    ("Fraz et al.", 0.9768),
+    ("Qiaoliang et al.", 0.9879),
+    ("Liskowski et al. (other FOV definition)", 0.9930),
+    ("published retina-unet", PUBLISHED_STARE_MEAN),
+)
+TABLE_COLUMNS = ("auc_roc", "auc_pr", "accuracy", "sensitivity", "specificity", "f1")
+RATES = ("accuracy", "sensitivity", "specificity", "f1")
+
+
+def short(value: float | None) -> str:
+    """The published number style: .9805."""
+    return "–" if value is None else f"{value:.4f}".removeprefix("0")
+
+
+def drive_comparison(results: dict, label: str) -> str:
+    """The published DRIVE table with this run inserted, and the second observer as the human reference."""
+    rows = [(name, f"{auc:.4f}", "", "", "") for name, auc in PUBLISHED_DRIVE_AUC]
+    rows.append(
+        (f"**{label}**", f"**{results['auc_roc']:.4f}**", *(f"{results[key]:.4f}" for key in RATES[:3]))
+    )
+    rows.sort(key=lambda row: float(row[1].strip("*")))
+    if "second_observer" in results:
+        human = results["second_observer"]
+        rows.append(("2nd human observer (reference)", "", *(f"{human[key]:.4f}" for key in RATES[:3])))
+    lines = ["| Method | AUC ROC | Accuracy | Sensitivity | Specificity |", "|---|---|---|---|---|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def auc_summary(rows: list[dict]) -> dict:
+    """Mean and sample standard deviation (n - 1, as the published ± .0113) of the per-image AUC ROC."""
+    auc = np.array([row["auc_roc"] for row in rows])
+    return {
+        "auc_roc_per_image": {row["id"]: row["auc_roc"] for row in rows},
+        "auc_roc_mean": float(auc.mean()),
+        "auc_roc_std": float(auc.std(ddof=1)) if len(auc) > 1 else None,
+    }
+
+
+def per_image_csv(rows: list[dict]) -> str:
+    """One row per image (``TABLE_COLUMNS``, the published leave-one-out AUC beside), then mean and std."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image", *TABLE_COLUMNS, "published_leave_one_out_auc_roc"])
+    for row in rows:
+        writer.writerow(
+            [row["id"], *(f"{row[key]:.6f}" for key in TABLE_COLUMNS), PUBLISHED_STARE_AUC.get(row["id"], "")]
+        )
+    if rows:
+        values = np.array([[row[key] for key in TABLE_COLUMNS] for row in rows])
+        spread = values.std(axis=0, ddof=1) if len(rows) > 1 else np.full(len(TABLE_COLUMNS), np.nan)
+        writer.writerow(["mean", *(f"{v:.6f}" for v in values.mean(axis=0)), f"{PUBLISHED_STARE_MEAN}"])
+        writer.writerow(["std", *(f"{v:.6f}" for v in spread), f"{PUBLISHED_STARE_STD}"])
+    return buffer.getvalue()
+
+
+def stare_auc_markdown(rows: list[dict], summary: dict, note: str) -> str:
+    """The per-image AUC table in the published README's format, its average, and ``note`` under it."""
+    lines = ["| STARE image| AUC ROC|", "| ---------- |:------:|"]
+    lines += [f"| {row['id']}.ppm | {short(row['auc_roc'])} |" for row in rows]
+    if not rows:
+        return "\n".join(lines + ["", "No fold has finished yet."]) + "\n"
+    std = summary["auc_roc_std"]
+    average = short(summary["auc_roc_mean"]) + ("" if std is None else f" +- {short(std)}")
+    lines += ["", f"__AVERAGE:   {average}__", "", f"{len(rows)} of {summary['images']} images; {note}"]
+    return "\n".join(lines) + "\n"
+
+
+def stare_comparison(summary: dict) -> str:
+    """The leave-one-out U-Net beside the second observer, on FOV pixels."""
+    lines = [
+        "",
+        "| STARE, FOV pixels | images | AUC ROC per image | AUC ROC pooled | accuracy | sensitivity | "
+        "specificity | F1 |",
+        "| --- | :---: | :---: | :---: | :---: | :---: | :---: | :---: |",
+    ]
+
+    def row(label, images, result, pooled):
+        std = result.get("auc_roc_std")
+        per_image = short(result.get("auc_roc_mean")) + ("" if std is None else f" ± {short(std)}")
+        rates = " | ".join(short(pooled[key]) for key in RATES)
+        lines.append(f"| {label} | {images} | {per_image} | {short(pooled.get('auc_roc'))} | {rates} |")
+
+    if summary["folds"]:
+        row("U-Net, leave-one-out", summary["folds"], summary, summary["pooled"])
+    row("second observer (vk) vs ground truth (ah)", summary["images"], {}, summary["second_observer"])
+    return "\n".join(lines) + "\n"
+
+
+def stare_published_table(summary: dict, label: str) -> str:
+    """The published STARE comparison (AUC ROC) with this leave-one-out's mean inserted."""
+    rows = [(name, auc) for name, auc in PUBLISHED_STARE_TABLE]
+    if summary.get("folds"):
+        rows.append((f"**{label}, {summary['folds']} folds**", summary["auc_roc_mean"]))
+    lines = ["", "| Method (STARE) | AUC ROC |", "| --- | :---: |"]
+    lines += [f"| {name} | {short(auc)} |" for name, auc in sorted(rows, key=lambda row: row[1])]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,42 @@
+"""A model trained elsewhere (DRIVE) tested on every prepared STARE image: the zero-shot row of the STARE tables."""
+
+import dataclasses
+from pathlib import Path
+
+from lib import metrics as m
+from lib import reports
+from lib.imageio import write_png, write_text
+from src.leave_one_out import load_stare
+from src.model import load_trained_model
+from src.testing import check_writable, comparison_picture, evaluate_test_set, predict_images
+
+
+def run_cross_dataset(config, settings, weights: Path, by_patches: bool = False) -> dict:
+    """Test ``weights`` on every STARE image, whole images unless ``by_patches`` (then as [testing settings]
+    says); per-image table, pooled metrics and pictures in ``<results_folder>/cross_dataset_<weights>/``."""
+    data = load_stare(config)
+    inference = config.testing.inference
+    if not by_patches:
+        inference = dataclasses.replace(inference, mode="whole")
+    model = load_trained_model(weights, inference.precision)
+    out_dir = settings.results_folder / f"cross_dataset_{Path(weights).name.split('.')[0]}"
+    check_writable(out_dir)
+    predictions, seconds = predict_images(model, data["images"], inference, data["masks"])
+    rows = []
+    for index, image_id in enumerate(data["ids"]):
+        scores = m.evaluate_fov(data["truths"][index], predictions[index], data["masks"][index]).metrics
+        rows.append(scores | {"id": str(image_id)})
+        write_png(out_dir / f"{image_id}.png", comparison_picture(data, predictions, index))
+    pooled = evaluate_test_set(data, predictions).metrics
+    summary = reports.auc_summary(rows) | {
+        "weights": str(weights),
+        "images": len(rows),
+        "seconds_per_image": seconds,
+        "mode": inference.record(),
+        "second_observer": pooled.pop("second_observer"),
+        "pooled": pooled,
+    }
+    write_text(out_dir / "cross_dataset.csv", reports.per_image_csv(rows))
+    write_text(out_dir / "cross_dataset.md", reports.stare_auc_markdown(rows, summary, f"weights {weights}"))
+    write_text(out_dir / "summary.json", m.metrics_json(summary))
+    return summary
