@@ -19,7 +19,8 @@ import time
 import keras
 import numpy as np
 
-from benchmarks import common, published
+from benchmarks import common
+from lib import published
 from lib.config import PRECISIONS, load_config
 from src.model import build_unet
 from src.training import compile_model, fov_constraint, in_memory_patches, load_training_set, streaming_patches

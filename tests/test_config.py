@@ -1,10 +1,11 @@
 """configuration.txt: the repo's file and the published one load; every bad value is a UserError naming the key."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from lib.config import load_config
+from lib.config import load_config, read_ini
 from lib.errors import UserError
 
 # The published retina-unet configuration.txt, verbatim (none of this project's optional keys).
@@ -78,6 +79,26 @@ def test_the_repos_configuration_loads(repo):
     )
 
 
+# This project's optional keys, absent from the published file, and the values that keep the published behaviour.
+NOHUP = ("train_nohup", "test_nohup")  # the published 'nohup' key of [training settings] and of [testing settings]
+PUBLISHED_DEFAULTS = {
+    "drive_folder": Path("DRIVE"),
+    "test_groundTruth_2nd": "DRIVE_dataset_groundTruth2nd_test.hdf5",
+    "seed": 42,
+    "optimizer": "sgd",
+    "learning_rate": 0.01,
+    "validation_split": 0.1,
+    "patch_source": "in_memory",
+    "augment": False,
+    "lr_schedule": "constant",
+    "precision": "float32",
+    "whole_image": False,
+    "flip_tta": False,
+    "predict_batch_size": 256,
+    "test_precision": "float32",
+}
+
+
 def test_the_published_configuration_loads_with_published_defaults(published):
     config = load_config(published)
     assert config.path_local == Path("DRIVE_datasets_training_testing")
@@ -87,18 +108,12 @@ def test_the_published_configuration_loads_with_published_defaults(published):
     assert config.train_nohup is True and config.test_nohup is False  # two 'nohup' keys, one per section
     assert config.best_last == "best" and config.full_images_to_test == 20 and config.N_group_visual == 5
     assert config.average_mode is True and (config.stride_height, config.stride_width) == (5, 5)
-    # this project's optional keys take the published behaviour
-    assert config.optimizer == "sgd" and config.learning_rate == 0.01
-    assert config.validation_split == 0.1
-    assert config.patch_source == "in_memory"
-    assert config.whole_image is False and config.flip_tta is False
-    assert config.seed == 42 and config.predict_batch_size == 256
-    assert config.precision == "float32" and config.test_precision == "float32"
-    assert config.drive_folder == Path("DRIVE")
-    assert config.test_groundTruth_2nd == "DRIVE_dataset_groundTruth2nd_test.hdf5"
-    for key, value in {"augment": False, "lr_schedule": "constant", "precision": "float32"}.items():
-        if hasattr(config, key):
-            assert getattr(config, key) == value
+    # every other setting is one of this project's optional keys, and takes the published behaviour
+    set_by_the_file = {key for section in read_ini(published).values() for key in section} - {"nohup"}
+    optional = {field.name for field in dataclasses.fields(config)} - set_by_the_file - {"source", *NOHUP}
+    assert optional == set(PUBLISHED_DEFAULTS)
+    typed = {key: (type(getattr(config, key)), getattr(config, key)) for key in PUBLISHED_DEFAULTS}
+    assert typed == {key: (type(value), value) for key, value in PUBLISHED_DEFAULTS.items()}
 
 
 def test_the_repo_and_published_files_agree_on_published_keys(repo, published):

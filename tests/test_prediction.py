@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from benchmarks.published import extract_ordered_overlap, paint_border_overlap, recompone_overlap
+from lib.published import extract_ordered_overlap, paint_border_overlap, recompone_overlap
 from src.model import build_unet
 from src.prediction import predict_by_patches, predict_patches, predict_whole
 

@@ -20,7 +20,7 @@ from lib.errors import UserError
 from lib.fov import detect_fov, fov_diameter
 from lib.imageio import read_binary, read_rgb
 from lib.synthetic import synthetic_fundus, write_synthetic_stare
-from src import segment
+from src import prediction, segment
 
 SMALL = ["--fov-diameter", "64"]  # the stand-in and the untrained U-Net need no DRIVE scale: keep inputs tiny
 
@@ -251,13 +251,25 @@ def test_tiles_equal_one_pass(unet, monkeypatch, flips):
 
 
 def test_patch_mode_tiles_bound_the_patches(unet, monkeypatch):
-    image = np.random.default_rng(1).random((1, 90, 100), dtype=np.float32)
+    """Patch mode in tiles predicts at most MAX_PASS_PATCHES patches per pass and gives the one-pass result."""
+    image = np.random.default_rng(1).random((1, 181, 190), dtype=np.float32)
+    options = segment.Options(stride=16)
+    whole = segment.predict(unet, image, options)
     monkeypatch.setattr(segment, "MAX_PASS_PATCHES", 100)  # 160x160 px at stride 16: 64 px tiles
-    result = segment.predict(unet, image, segment.Options(stride=16))
-    assert result.shape == (90, 100) and result.dtype == np.float32
-    assert 0 <= result.min() and result.max() <= 1
+    counts, predict_patches = [], prediction.predict_patches
+
+    def counted(model, patches, *args):
+        counts.append(len(patches))
+        return predict_patches(model, patches, *args)
+
+    monkeypatch.setattr(prediction, "predict_patches", counted)
+    tiled = segment.predict(unet, image, options)
+    assert len(counts) == 3 * 3 and max(counts) <= 100 < sum(counts)
+    assert tiled.shape == (181, 190) and tiled.dtype == np.float32
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)
 
 
+@pytest.mark.slow  # loads TensorFlow in a subprocess
 def test_the_script_end_to_end(tmp_path, weights):
     """The real script with a real (untrained) U-Net: a bad file fails alone, with exit status 1."""
     save(tmp_path / "in" / "im0001.ppm.gz", photo(8)[0], "PPM")
@@ -273,6 +285,7 @@ def test_the_script_end_to_end(tmp_path, weights):
     assert probability.shape == (90, 100) and probability.max() > 0
 
 
+@pytest.mark.slow  # the published weights on a real STARE photo
 def test_published_weights_on_a_stare_image(tmp_path, stare_root, legacy_weights):
     """Cross-dataset: the DRIVE-trained published weights on STARE im0077, its FOV detected and rescaled."""
     arguments = [stare_root / "stare-images" / "im0077.ppm.gz", "-o", tmp_path, "--weights", legacy_weights]

@@ -163,6 +163,7 @@ def loo_copy(loo_run, tmp_path, monkeypatch):
     return folder
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_leave_one_out_writes_table_pictures_and_folds(loo_run):
     folder, result = loo_run
     results = folder / "STARE_results"
@@ -191,6 +192,7 @@ def test_leave_one_out_writes_table_pictures_and_folds(loo_run):
     assert "leave-one-out, 3 of 3 folds" in result.stdout
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_a_rerun_skips_finished_folds(loo_copy, capsys):
     before = (loo_copy / "STARE_results" / "leave_one_out.md").read_text()
     config = loo_copy / "configuration.txt"
@@ -199,6 +201,7 @@ def test_a_rerun_skips_finished_folds(loo_copy, capsys):
     assert (loo_copy / "STARE_results" / "leave_one_out.md").read_text() == before
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_an_interrupted_fold_resumes_its_training(loo_copy, capsys):
     config = loo_copy / "configuration.txt"
     parser = read_ini(config)
@@ -214,12 +217,14 @@ def test_an_interrupted_fold_resumes_its_training(loo_copy, capsys):
     assert (fold / "result.json").is_file()
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_unknown_fold_is_refused(loo_copy):
     config = loo_copy / "configuration.txt"
     with pytest.raises(UserError, match="im0082 is not among the prepared"):
         run_leave_one_out(load_config(config), stare.load_leave_one_out(config), folds=("im0082",))
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_cross_dataset_adds_its_row(loo_copy):
     config = loo_copy / "configuration.txt"
     weights = loo_copy / "STARE_leave_one_out" / "im0001" / "STARE_leave_one_out_best.weights.h5"
@@ -233,12 +238,14 @@ def test_cross_dataset_adds_its_row(loo_copy):
     assert "| U-Net trained on DRIVE (STARE_leave_one_out_best, whole image) | 3 |" in markdown
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_cross_dataset_with_the_published_weights(loo_copy, legacy_weights):
     config = loo_copy / "configuration.txt"
     cross = run_cross_dataset(load_config(config), stare.load_leave_one_out(config), legacy_weights)["cross_dataset"]
     assert cross["pooled"]["auc_roc"] > 0.8  # the published DRIVE model finds the synthetic vessels
 
 
+@pytest.mark.slow  # the real STARE
 def test_real_stare_preparation_and_fov(stare_root, tmp_path):
     config = load_config(make_config(tmp_path, base=STARE_CONFIG))
     prepared = stare.prepare(config, stare_root)
