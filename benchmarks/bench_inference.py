@@ -5,7 +5,7 @@
 Modes: ``stride`` (average mode at the configured stride, end to end: patches, network, reassembly,
 FOV selection, AUC), ``network`` (the network's forward pass alone on the same patches), ``whole``
 and ``whole_flips`` (the whole image at once, with flip averaging), ``published`` (the faithful port
-of the published approach in benchmarks/published.py, same network, same stride, every patch).
+of the published approach in lib/published.py, same network, same stride, every patch).
 A ``_bf16`` suffix (``stride_bf16``, ``whole_bf16``, ...) runs a mode with the network computing in
 bfloat16 (``[testing settings] precision = mixed_bfloat16``); the others compute in float32.
 Each mode runs in its own process, so its peak memory is its own.
@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 
-from benchmarks import common, published
+from benchmarks import common
+from lib import published
 from lib.config import load_config
 from lib.metrics import evaluate, evaluate_fov
 from src.model import load_trained_model

@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 
-from benchmarks import common, published
+from benchmarks import common
+from lib import published
 from lib.config import load_config
 from lib.inference import PRECISIONS
 from src.backend import keras

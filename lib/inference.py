@@ -76,7 +76,7 @@ class Inference:
                 return None
             align = math.lcm(*self.stride_hw)
             margin = math.ceil(max(self.patch_hw) / align) * align  # every patch over a core pixel is in the tile
-            side = int(math.sqrt(MAX_PASS_PATCHES) * min(self.stride_hw))
+            side = int(math.sqrt(MAX_PASS_PATCHES * self.stride_hw[0] * self.stride_hw[1]))
         else:
             views = 4 if self.mode == "flips" else 1
             if height * width * views <= MAX_PASS_PIXELS:

@@ -16,6 +16,8 @@ if str(REPO) not in sys.path:  # `pytest` run from anywhere imports lib/ and src
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from lib.synthetic import write_synthetic_drive  # noqa: E402 - after the repo is on sys.path
+
 DATA_HELP = "set RETINA_DATA to the folder holding DRIVE/ and STARE/"
 LEGACY_HELP = "set RETINA_LEGACY to the published test_best_weights.h5"
 
@@ -57,22 +59,13 @@ def legacy_weights() -> Path:
     return path
 
 
-def _synthetic_writer():
-    try:
-        from lib.synthetic import write_synthetic_drive
-    except ImportError as error:
-        pytest.skip(f"lib.synthetic is not available yet ({error})")
-    return write_synthetic_drive
-
-
 @pytest.fixture
 def make_synthetic_drive(tmp_path_factory):
     """Factory: a fake DRIVE folder (training/ and test/) of the given size; returns its root."""
-    write = _synthetic_writer()
 
     def make(n_train=4, n_test=2, height=96, width=90, seed=0) -> Path:
         root = tmp_path_factory.mktemp("DRIVE")
-        write(root, n_train=n_train, n_test=n_test, height=height, width=width, seed=seed)
+        write_synthetic_drive(root, n_train=n_train, n_test=n_test, height=height, width=width, seed=seed)
         return root
 
     return make
@@ -81,9 +74,8 @@ def make_synthetic_drive(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synthetic_drive(tmp_path_factory) -> Path:
     """A tiny fake DRIVE shared by the session (4 training, 2 test images of 96x90): do not modify it."""
-    write = _synthetic_writer()
     root = tmp_path_factory.mktemp("synthetic") / "DRIVE"
-    write(root, n_train=4, n_test=2, height=96, width=90, seed=0)
+    write_synthetic_drive(root, n_train=4, n_test=2, height=96, width=90, seed=0)
     return root
 
 

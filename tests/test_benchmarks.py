@@ -12,6 +12,8 @@ from types import SimpleNamespace
 import pytest
 from helpers import REPO, assert_ok, make_config, run_script
 
+pytestmark = pytest.mark.slow  # the benchmark scripts train and predict in subprocesses (about 80 s)
+
 
 def run_module(module: str, *args, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}

@@ -1,10 +1,11 @@
 """configuration.txt: the repo's file and the published one load; every bad value is a UserError naming the key."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from lib.config import load_config
+from lib.config import DataPaths, TestingSettings, TrainingSettings, load_config
 from lib.errors import UserError
 from lib.experiment import Experiment
 from lib.inference import Inference
@@ -81,6 +82,32 @@ def test_the_repos_configuration_loads(repo):
     )
 
 
+# This project's optional keys, absent from the published file, and the values that keep the published behaviour.
+# A new setting must be added here with its published default, or this test fails.
+PUBLISHED_DEFAULTS = {
+    DataPaths: {"drive_folder": Path("DRIVE"), "test_groundTruth_2nd": "DRIVE_dataset_groundTruth2nd_test.hdf5"},
+    TrainingSettings: {
+        "seed": 42,
+        "optimizer": "sgd",
+        "learning_rate": 0.01,
+        "validation_split": 0.1,
+        "patch_source": "in_memory",
+        "augment": False,
+        "lr_schedule": "constant",
+        "precision": "float32",
+        "initial_weights": None,
+    },
+    # whole_image, flip_tta, predict_batch_size and precision make up the inference value, checked below
+    TestingSettings: {},
+}
+SET_BY_THE_PUBLISHED_FILE = {
+    DataPaths: {"path_local", "train_imgs_original", "train_groundTruth", "train_border_masks", "test_imgs_original",
+                "test_groundTruth", "test_border_masks"},
+    TrainingSettings: {"source", "patch_hw", "N_subimgs", "inside_FOV", "N_epochs", "batch_size", "nohup"},
+    TestingSettings: {"source", "best_last", "full_images_to_test", "N_group_visual", "nohup", "inference"},
+}  # fmt: skip
+
+
 def test_the_published_configuration_loads_with_published_defaults(published):
     config = load_config(published)
     data, training, testing = config.data, config.training, config.testing
@@ -91,15 +118,14 @@ def test_the_published_configuration_loads_with_published_defaults(published):
     assert training.nohup is True and testing.nohup is False  # two 'nohup' keys, one per section
     assert testing.best_last == "best" and testing.full_images_to_test == 20 and testing.N_group_visual == 5
     # average_mode = True with stride 5: the published overlapping patches, float32, batches of 256
-    assert testing.inference == Inference(mode="patches", patch_hw=(48, 48), stride_hw=(5, 5))
-    # this project's optional keys take the published behaviour
-    assert training.optimizer == "sgd" and training.learning_rate == 0.01
-    assert training.validation_split == 0.1 and training.seed == 42
-    assert training.patch_source == "in_memory" and training.augment is False
-    assert training.lr_schedule == "constant" and training.precision == "float32"
-    assert training.initial_weights is None
-    assert data.drive_folder == Path("DRIVE")
-    assert data.test_groundTruth_2nd == "DRIVE_dataset_groundTruth2nd_test.hdf5"
+    assert testing.inference == Inference(mode="patches", patch_hw=(48, 48), stride_hw=(5, 5), batch_size=256)
+    # every other setting is one of this project's optional keys, and takes the published behaviour
+    for piece, defaults in PUBLISHED_DEFAULTS.items():
+        value = {DataPaths: data, TrainingSettings: training, TestingSettings: testing}[piece]
+        fields = {field.name for field in dataclasses.fields(piece)}
+        assert fields - SET_BY_THE_PUBLISHED_FILE[piece] == set(defaults), piece.__name__
+        typed = {key: (type(getattr(value, key)), getattr(value, key)) for key in defaults}
+        assert typed == {key: (type(default), default) for key, default in defaults.items()}, piece.__name__
 
 
 def test_the_repo_and_published_files_agree_on_published_keys(repo, published):

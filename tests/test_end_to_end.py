@@ -13,6 +13,8 @@ import pytest
 from helpers import assert_ok, assert_user_error, make_config, run_script
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # the scripts run as subprocesses around one shared training (about 80 s)
+
 HDF5_FILES = {
     "DRIVE_dataset_imgs_train.hdf5": (4, 3, 96, 90),
     "DRIVE_dataset_groundTruth_train.hdf5": (4, 1, 96, 90),
@@ -131,22 +133,28 @@ def test_testing_writes_its_results(experiment):
     assert "AUC ROC" in experiment.runs["test"].stdout
 
 
-def test_testing_agrees_with_an_in_process_evaluation(experiment):
-    """The script's figures equal the library's pipeline run here: preprocess the test set, predict by
-    averaged overlapping patches (stride 8), evaluate the FOV pixels."""
+def evaluate_in_process(experiment, predict) -> dict:
+    """The library's pipeline run here with the experiment's best weights: preprocess the prepared test set,
+    ``predict(model, image)`` each image, evaluate the FOV pixels."""
     from lib.datasets import load_hdf5
     from lib.metrics import evaluate_fov
     from lib.preprocessing import preprocess
     from src.model import build_unet, load_weights
-    from src.prediction import predict_by_patches
 
     images = preprocess(load_hdf5(experiment.data / "DRIVE_dataset_imgs_test.hdf5"))
     truths = load_hdf5(experiment.data / "DRIVE_dataset_groundTruth_test.hdf5")[:, 0] > 0
     masks = load_hdf5(experiment.data / "DRIVE_dataset_borderMasks_test.hdf5")[:, 0]
     model = build_unet()
     load_weights(model, experiment.exp / "exp_best.weights.h5")
-    predictions = np.stack([predict_by_patches(model, image, (16, 16), (8, 8)) for image in images])
-    expected = evaluate_fov(truths, predictions, masks).metrics
+    predictions = np.stack([predict(model, image) for image in images])
+    return evaluate_fov(truths, predictions, masks).metrics
+
+
+def test_testing_agrees_with_an_in_process_evaluation(experiment):
+    """The script's figures equal averaged overlapping patches (stride 8) predicted here."""
+    from src.prediction import predict_by_patches
+
+    expected = evaluate_in_process(experiment, lambda model, image: predict_by_patches(model, image, (16, 16), (8, 8)))
     results = json.loads((experiment.exp / "performances.json").read_text())
     assert results["auc_roc"] == pytest.approx(expected["auc_roc"], abs=1e-5)
     assert results["confusion_matrix"] == expected["confusion_matrix"]
@@ -160,6 +168,8 @@ def test_training_again_refuses_to_overwrite(experiment):
 
 
 def test_whole_image_testing(experiment):
+    from src.prediction import predict_whole
+
     config = make_config(
         experiment.folder, tiny=True, overrides={"testing settings": {"whole_image": "True"}}, filename="whole.txt"
     )
@@ -170,8 +180,10 @@ def test_whole_image_testing(experiment):
         assert (out / name).is_file(), name
     results = json.loads((out / "performances.json").read_text())
     assert results["mode"] == {"mode": "whole", "precision": "float32"}
-    assert 0.0 <= results["auc_roc"] <= 1.0
     assert "whole image" in result.stdout
+    expected = evaluate_in_process(experiment, predict_whole)  # one pass per image, as run here
+    assert results["auc_roc"] == pytest.approx(expected["auc_roc"], abs=1e-5)
+    assert results["confusion_matrix"] == expected["confusion_matrix"]
 
 
 def test_published_weights_through_the_testing_script(experiment, legacy_weights):
@@ -261,14 +273,21 @@ def test_invalid_configuration_key(tmp_path, script):
 
 
 def test_resume_with_the_experiments_own_configuration(experiment, tmp_path):
+    """--config exp/configuration.txt: the copy of the configuration in the experiment is the one in use,
+    so it is not copied onto itself."""
     shutil.copytree(experiment.exp, tmp_path / "exp")
-    make_config(
+    config = make_config(
         tmp_path / "exp",
         tiny=True,
         overrides={"training settings": {"N_epochs": "3"}, "data paths": {"path_local": experiment.data}},
     )
+    written = config.read_bytes()
     result = run_script("run_training.py", "--config", "exp/configuration.txt", "--resume", cwd=tmp_path)
     assert_ok(result)
+    assert "resuming after epoch 2" in result.stdout
+    rows = (tmp_path / "exp" / "training_history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["0", "1", "2"]
+    assert config.read_bytes() == written
 
 
 def test_more_test_images_than_prepared_is_a_user_error(experiment, monkeypatch):

@@ -1,7 +1,6 @@
 """lib.fov: automatic FOV masks on drawn fundus images, and on real STARE and DRIVE where present."""
 
 import os
-import time
 from pathlib import Path
 
 import cv2
@@ -82,6 +81,7 @@ def test_disc_clipped_by_the_frame():
     assert fov_diameter(mask) == pytest.approx(640, rel=0.02)
 
 
+@pytest.mark.slow  # drawing and segmenting an 8-megapixel photo
 def test_large_photo():
     rgb, disc = fundus(height=2336, width=3504, radius=1100, seed=3)
     mask = detect_fov(rgb)
@@ -96,18 +96,6 @@ def test_black_border_around_a_gray_surround():
     rgb[disc == 0] += np.array([12, 10, 4], np.uint8)
     padded, padded_disc = (np.pad(a, ((100, 100), (200, 200)) + ((0, 0),) * (a.ndim - 2)) for a in (rgb, disc))
     assert iou(detect_fov(padded), padded_disc) > 0.97
-
-
-def test_fast_enough_for_stare_sized_images():
-    rgb, _ = fundus(height=605, width=700, radius=330)
-    best = min(_timed(detect_fov, rgb) for _ in range(5))
-    assert best < 0.1
-
-
-def _timed(function, argument) -> float:
-    start = time.perf_counter()
-    function(argument)
-    return time.perf_counter() - start
 
 
 def test_black_image_is_an_error():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from benchmarks.published import auc_pr, confusion_threshold, pred_only_FOV
 from lib import metrics as m
+from lib.published import auc_pr, confusion_threshold, pred_only_FOV
 
 
 @pytest.fixture

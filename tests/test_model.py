@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from benchmarks.published import UNET_CONVOLUTIONS
 from lib.errors import UserError
+from lib.published import UNET_CONVOLUTIONS
 from src import model as unet
 
 # layer_names of the published test_best_weights.h5 (Keras 1.0.5), up to the final convolution
@@ -215,6 +215,7 @@ def test_missing_or_bad_weights_are_user_errors(tmp_path):
         unet.load_weights(model, garbage)
 
 
+@pytest.mark.slow  # the published weights on a real DRIVE image
 def test_published_weights_segment_a_drive_image(legacy_weights, drive_root):
     """The published model, loaded into this U-Net, predicts DRIVE test image 01 (whole image) with AUC > 0.97."""
     from lib.datasets import read_drive_split

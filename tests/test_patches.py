@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.published import extract_ordered_overlap, paint_border, paint_border_overlap, recompone_overlap
 from lib import patches as p
+from lib.published import extract_ordered_overlap, paint_border, paint_border_overlap, recompone_overlap
 
 
 def coordinate_images(count, height, width):

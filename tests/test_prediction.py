@@ -4,9 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from benchmarks.published import extract_ordered_overlap, paint_border_overlap, recompone_overlap
 from lib import inference as inference_module
 from lib.inference import Inference
+from lib.published import extract_ordered_overlap, paint_border_overlap, recompone_overlap
+from src import prediction
 from src.model import build_unet
 from src.prediction import predict_by_patches, predict_image, predict_patches, predict_whole
 
@@ -58,17 +59,21 @@ def test_whole_image_tiles_equal_one_pass(random_unet, monkeypatch, mode):
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 
-@pytest.mark.parametrize("stride", [(5, 5), (8, 6)])
-def test_patch_tiles_equal_one_pass_with_the_fov_skipping(monkeypatch, stride):
+@pytest.mark.parametrize("stride, budget", [((5, 5), 60), ((8, 6), 200)])
+def test_patch_tiles_equal_one_pass_with_the_fov_skipping(monkeypatch, stride, budget):
     image = np.random.default_rng(1).random((1, 97, 123), dtype=np.float32)
     fov = np.zeros((97, 123), dtype=np.uint8)
     fov[10:90, 15:110] = 1
     inference = Inference(mode="patches", patch_hw=(16, 16), stride_hw=stride, batch_size=64)
     one_pass = predict_image(PatchMean(), image, inference, fov)
-    monkeypatch.setattr(inference_module, "MAX_PASS_PATCHES", 60)
+    monkeypatch.setattr(inference_module, "MAX_PASS_PATCHES", budget)
     core, margin = inference.tiles(image.shape[1:])
     assert core < 97 and margin >= 16 and core % stride[0] == margin % stride[0] == 0
+    counted = []
+    monkeypatch.setattr(prediction, "predict_patches", lambda model, patches, batch: counted.append(len(patches))
+                        or predict_patches(model, patches, batch))
     np.testing.assert_allclose(predict_image(PatchMean(), image, inference, fov), one_pass, rtol=0, atol=1e-12)
+    assert len(counted) > 1 and max(counted) <= budget  # every pass within the memory budget
 
 
 def test_predict_patches_returns_the_vessel_channel():

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.published import my_PreProc
 from lib import preprocessing as pre
+from lib.published import my_PreProc
 
 
 def test_gray_weights_are_the_published_luma():

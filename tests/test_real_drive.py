@@ -8,6 +8,8 @@ from PIL import Image
 
 from lib.datasets import load_hdf5
 
+pytestmark = pytest.mark.slow  # the prepare script on the real DRIVE, the published weights on its 20 test images
+
 # The published confusion matrix [[3895256 65238] [134513 443136]] counts every FOV pixel of the 20 test images.
 PUBLISHED_FOV_PIXELS = 3895256 + 65238 + 134513 + 443136
 assert PUBLISHED_FOV_PIXELS == 4_538_143
@@ -66,8 +68,8 @@ def test_test_masks_hold_the_published_fov_pixel_count(prepared):
 
 
 def test_preprocessing_of_the_test_set_equals_the_published_my_preproc(prepared):
-    from benchmarks.published import my_PreProc
     from lib.preprocessing import preprocess
+    from lib.published import my_PreProc
 
     images = prepared["DRIVE_dataset_imgs_test.hdf5"]
     np.testing.assert_array_equal(preprocess(images), my_PreProc(images.astype(np.float64)).astype(np.float32))

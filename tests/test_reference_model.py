@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REFERENCE = Path(__file__).resolve().parents[1] / "test"
 PUBLISHED_AUC = 0.9790
@@ -38,6 +39,7 @@ def test_the_recorded_result_reaches_the_published_auc_and_matches_the_readme():
     assert f"{results['f1']:.4f}" in readme and f"{results['sensitivity']:.4f}" in readme
 
 
+@pytest.mark.slow  # the 20 real DRIVE test images
 def test_the_shipped_weights_segment_real_drive(drive_root):
     """Whole-image prediction of the 20 DRIVE test images with the shipped weights (fast) is at the published level."""
     from lib.datasets import read_drive_split

@@ -239,6 +239,7 @@ def test_an_empty_mask_source_or_missing_weights_stop_the_run(tmp_path):
         run_prediction.main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "nowhere")])
 
 
+@pytest.mark.slow  # loads TensorFlow in a subprocess
 def test_the_script_end_to_end(tmp_path, weights):
     """The real script with a real (untrained) U-Net: a bad file fails alone, with exit status 1."""
     save(tmp_path / "in" / "im0001.ppm.gz", photo(8)[0], "PPM")
@@ -254,6 +255,7 @@ def test_the_script_end_to_end(tmp_path, weights):
     assert probability.shape == (90, 100) and probability.max() > 0
 
 
+@pytest.mark.slow  # the published weights on a real STARE photo
 def test_published_weights_on_a_stare_image(tmp_path, stare_root, legacy_weights):
     """Cross-dataset: the DRIVE-trained published weights on STARE im0077, its FOV detected and rescaled."""
     arguments = [stare_root / "stare-images" / "im0077.ppm.gz", "-o", tmp_path, "--weights", legacy_weights]

@@ -170,6 +170,7 @@ def loo_copy(loo_run, tmp_path, monkeypatch):
 RESULTS = Path("STARE_results/published")
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_leave_one_out_writes_table_pictures_and_folds(loo_run):
     folder, result = loo_run
     results = folder / RESULTS
@@ -202,6 +203,7 @@ def test_leave_one_out_writes_table_pictures_and_folds(loo_run):
     assert "leave-one-out, 3 of 3 folds" in result.stdout
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_the_committed_maps_reproduce_every_auc(loo_run, synthetic_stare):
     """Anyone can recompute the table: the 16-bit map, the FOV mask and STARE's own label give each AUC."""
     results = loo_run[0] / RESULTS
@@ -213,6 +215,7 @@ def test_the_committed_maps_reproduce_every_auc(loo_run, synthetic_stare):
         assert recomputed == json.loads((results / f"{image_id}_result.json").read_text())["auc_roc"]
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_the_tables_regenerate_from_the_result_files_alone(loo_copy, capsys):
     """A fresh clone holds the results folder but no fold folders: the rerun trains nothing, the tables are equal."""
     results = loo_copy / RESULTS
@@ -227,6 +230,7 @@ def test_the_tables_regenerate_from_the_result_files_alone(loo_copy, capsys):
     assert {name: (results / name).read_bytes() for name in before} == before
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_a_damaged_result_reruns_its_fold_and_says_so(loo_copy, capsys):
     config = loo_copy / "configuration.txt"
     (loo_copy / RESULTS / "im0002_result.json").write_text('{"id": "im0002", "auc_')
@@ -239,6 +243,7 @@ def test_a_damaged_result_reruns_its_fold_and_says_so(loo_copy, capsys):
     assert json.loads((loo_copy / RESULTS / "im0002_result.json").read_text())["id"] == "im0002"
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_an_interrupted_fold_resumes_its_training(loo_copy, capsys):
     config = loo_copy / "configuration.txt"
     parser = read_ini(config)
@@ -254,12 +259,14 @@ def test_an_interrupted_fold_resumes_its_training(loo_copy, capsys):
     assert (loo_copy / RESULTS / "im0002_result.json").is_file()
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_unknown_fold_is_refused(loo_copy):
     config = loo_copy / "configuration.txt"
     with pytest.raises(UserError, match="im0082 is not among the prepared"):
         run_leave_one_out(load_config(config), stare.load_leave_one_out(config), folds=("im0082",))
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_unknown_fold_on_the_command_line_is_one_line(loo_run):
     folder = loo_run[0]
     result = run_script("run_stare_leave_one_out.py", "--config", folder / "configuration.txt", "--folds", "im0082",
@@ -267,6 +274,7 @@ def test_unknown_fold_on_the_command_line_is_one_line(loo_run):
     assert_user_error(result, "fold im0082 is not among the prepared STARE images")
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 @pytest.mark.parametrize("source", ["project", "published"])
 def test_folds_fine_tune_from_initial_weights(loo_copy, legacy_weights, capsys, source):
     """DRIVE-pretrained folds: each fold starts from the given weights (this project's or the published Keras-1)."""
@@ -289,6 +297,7 @@ def test_folds_fine_tune_from_initial_weights(loo_copy, legacy_weights, capsys, 
         np.testing.assert_allclose(ours, theirs, atol=1e-6)
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_cross_dataset_writes_its_own_table(loo_copy):
     config = loo_copy / "configuration.txt"
     weights = loo_copy / "STARE_leave_one_out" / "im0001" / "STARE_leave_one_out_best.weights.h5"
@@ -300,12 +309,14 @@ def test_cross_dataset_writes_its_own_table(loo_copy):
     assert 0.5 < cross["second_observer"]["f1"] < 1
 
 
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_cross_dataset_with_the_published_weights(loo_copy, legacy_weights):
     config = loo_copy / "configuration.txt"
     cross = run_cross_dataset(load_config(config), stare.load_leave_one_out(config), legacy_weights)
     assert cross["pooled"]["auc_roc"] > 0.8  # the published DRIVE model finds the synthetic vessels
 
 
+@pytest.mark.slow  # the real STARE
 def test_real_stare_preparation_and_fov(stare_root, tmp_path):
     config = load_config(make_config(tmp_path, base=STARE_CONFIG))
     prepared = stare.prepare(config.data, stare_root)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.published import group_images
 from lib import visualize
+from lib.published import group_images
 
 
 @pytest.mark.parametrize("shape, per_row", [((6, 1, 4, 5), 3), ((4, 3, 2, 3), 2), ((5, 1, 3, 3), 5), ((3, 1, 2, 2), 1)])

@@ -1,9 +1,10 @@
 """Direct ports of the published retina-unet functions (orobix/retina-unet, lib/ and src/), kept literal.
 
-They are the reference the tests check the re-implementation against, and the baseline the
-benchmarks measure it against: per-image, per-patch and per-pixel Python loops, float64 arrays from
-np.empty/np.zeros, cv2.LUT, float64 one-hot targets, exactly as published (Python 2 integer divisions
-written as //). Do not optimise them.
+They are the reference the tests (tests/) check the re-implementation against, and the baseline the
+benchmarks (benchmarks/) measure it against: per-image, per-patch and per-pixel Python loops, float64
+arrays from np.empty/np.zeros, cv2.LUT, float64 one-hot targets, exactly as published (Python 2 integer
+divisions written as //). Do not optimise them. Pure numpy, OpenCV and scikit-learn; the project's own
+pipeline (lib/ and src/) never imports this module.
 """
 
 import cv2
