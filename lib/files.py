@@ -2,10 +2,17 @@
 
 import glob
 import os
+import re
 from pathlib import Path
 
 from lib.errors import UserError
 from lib.imageio import IMAGE_SUFFIXES
+
+# run_prediction.py writes <id>_vessels.png beside <id>_fov.png; masks are often named <id>_mask.
+ROLE_SUFFIX = re.compile(r"_(?:vessels|fov|mask)$")
+# DRIVE names its labels NN_manual1/NN_manual2 and its images and masks NN_test(_mask)/NN_training(_mask):
+# the same photograph has the same number NN in all of them.
+DRIVE_NAME = re.compile(r"(\d+)_(?:manual\d|test|training)")
 
 
 def file_id(path: Path) -> str:
@@ -13,9 +20,13 @@ def file_id(path: Path) -> str:
     return path.name.split(".")[0]
 
 
-def mask_id(path: Path) -> str:
-    """A mask's id, a trailing ``_mask`` ignored (DRIVE's 01_test_mask.gif is the mask of 01_test.tif)."""
-    return file_id(path).removesuffix("_mask")
+def pairing_key(path: Path) -> str:
+    """What a photograph or map and its mask or label are matched by: the id without a trailing _mask,
+    _vessels or _fov, and DRIVE's number for DRIVE's names (01_test.tif, 01_manual1.gif and
+    01_test_mask.gif are all 01)."""
+    name = ROLE_SUFFIX.sub("", file_id(path))
+    match = DRIVE_NAME.fullmatch(name)
+    return match.group(1) if match else name
 
 
 def expand(spec: str) -> list[Path]:
@@ -43,20 +54,21 @@ def expand(spec: str) -> list[Path]:
     return found
 
 
-def index_files(spec: str, key) -> dict[str, list[Path]]:
-    """The files of a --masks or --labels folder/pattern, grouped by ``key`` (their id)."""
+def index_files(spec: str) -> dict[str, list[Path]]:
+    """The files of a --masks or --labels folder/pattern, grouped by ``pairing_key``."""
     index = {}
     for path in expand(spec):
-        index.setdefault(key(path), []).append(path)
+        index.setdefault(pairing_key(path), []).append(path)
     return index
 
 
 def companion(index: dict[str, list[Path]] | None, image: Path, what: str, option: str) -> Path | None:
-    """The one file of ``index`` with the image's id (None without an index)."""
+    """The one file of ``index`` paired with ``image`` (None without an index)."""
     if index is None:
         return None
-    found = index.get(file_id(image), [])
+    key = pairing_key(image)
+    found = index.get(key, [])
     if len(found) != 1:
-        problem = f"several {what}s: {', '.join(map(str, found))}" if found else f"no {what} named {file_id(image)}.*"
+        problem = f"several {what}s: {', '.join(map(str, found))}" if found else f"no {what} named {key}.*"
         raise UserError(f"{image}: {problem} in {option}; give each image exactly one {what} with its name")
     return found[0]

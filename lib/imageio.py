@@ -1,6 +1,7 @@
 """Reading images as the datasets ship them (.tif, .gif, .ppm, .ppm.gz, ...) and writing files atomically."""
 
 import contextlib
+import csv
 import errno
 import gzip
 import io
@@ -79,21 +80,18 @@ def read_rgb(path) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def read_binary(path) -> np.ndarray:
+def read_binary(path, what: str = "a label/mask", fix: str = "use the dataset's original label files") -> np.ndarray:
     """A label or mask as uint8 (H, W) with values 0/255.
 
     Any two gray levels are accepted, the brighter one meaning vessel / inside: 0/255 files, palette
     GIFs (DRIVE's 2nd_manual reads as 3/253) and 0/1 files alike. A single level is all-inside when
-    it is above mid-gray. More than two levels is an error.
+    it is above mid-gray. More than two levels is an error naming ``what`` the file should be and the ``fix``.
     """
     path = Path(path)
     gray = np.asarray(_open(path).convert("L"), dtype=np.uint8)
     levels = np.unique(gray)
     if levels.size > 2:
-        raise UserError(
-            f"{path}: a label/mask must be binary (two gray levels), found {levels.size} levels; "
-            "use the dataset's original label files"
-        )
+        raise UserError(f"{path}: {what} must be binary (two gray levels), found {levels.size} levels; {fix}")
     foreground = gray == levels.max() if levels.size == 2 else gray > 127
     return np.where(foreground, 255, 0).astype(np.uint8)
 
@@ -141,6 +139,14 @@ def write_png(path, image: np.ndarray) -> None:
     """Write a uint8 (H, W) or (H, W, 3), or a uint16 (H, W) array as PNG, atomically."""
     with atomic_path(path, suffix=".png") as temp:
         Image.fromarray(image).save(temp, format="PNG")
+
+
+def write_csv(path, rows: list[dict], columns: tuple[str, ...]) -> None:
+    """A CSV with a header and one row per dict, replaced atomically."""
+    with atomic_path(path, suffix=".csv") as temp, open(temp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def write_text(path, text: str) -> None:

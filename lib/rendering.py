@@ -1,12 +1,11 @@
-"""What the own-photograph segmentation writes: the maps as PNGs, the overlay, and the summary CSV."""
+"""What the own-photograph segmentation writes: the maps as PNGs and the overlay."""
 
-import csv
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from lib.imageio import atomic_path, write_png
+from lib.imageio import write_png
 
 OVERLAY_COLOUR = (0, 255, 0)  # green stands out on the red-orange retina
 OVERLAY_ALPHA = 0.6
@@ -25,11 +24,3 @@ def write_outputs(out_dir: Path, name: str, result: dict) -> None:
     write_png(out_dir / f"{name}_vessels.png", result["vessels"].astype(np.uint8) * 255)
     write_png(out_dir / f"{name}_overlay.png", overlay(result["rgb"], result["vessels"]))
     write_png(out_dir / f"{name}_fov.png", result["fov"].astype(np.uint8) * 255)
-
-
-def write_summary(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
-    """The summary CSV, one row per photograph, replaced atomically."""
-    with atomic_path(path, suffix=".csv") as temp, open(temp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from lib.errors import UserError
-from lib.files import companion, expand, file_id, index_files, mask_id
+from lib.files import companion, expand, file_id, index_files
 from lib.fov import detect_fov
-from lib.imageio import read_binary, read_rgb
+from lib.imageio import read_binary, read_rgb, write_csv
 from lib.inference import PUBLISHED_PATCH_HW, Inference
 from lib.metrics import THRESHOLD, evaluate_fov
 from lib.preprocessing import preprocess
 from lib.progress import progress
-from lib.rendering import SUMMARY, write_outputs, write_summary
+from lib.rendering import SUMMARY, write_outputs
 from lib.rescale import DRIVE_FOV_DIAMETER, network_scale, resize
 from src.model import load_trained_model
 from src.prediction import predict_image
@@ -147,8 +147,8 @@ def segment(
             report(error)
             failures += 1
     images = list(dict.fromkeys(images))  # a file named twice (folder and pattern) is segmented once
-    mask_index = None if masks is None else index_files(masks, mask_id)
-    label_index = None if labels is None else index_files(labels, file_id)
+    mask_index = None if masks is None else index_files(masks)
+    label_index = None if labels is None else index_files(labels)
     if not images:
         return failures
     try:
@@ -184,7 +184,7 @@ def segment(
             continue
         owners[name] = path
         rows.append(result["row"] | {"seconds": f"{time.perf_counter() - start:.2f}"})
-        write_summary(out_dir / SUMMARY, rows, columns)
+        write_csv(out_dir / SUMMARY, rows, columns)
 
     print(f"{len(rows)} of {len(images)} images segmented; summary in {out_dir / SUMMARY}")
     if labels and rows:
