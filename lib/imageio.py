@@ -6,6 +6,7 @@ import errno
 import gzip
 import io
 import os
+import shutil
 import struct
 import sys
 import tempfile
@@ -25,6 +26,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".ppm", ".pg
 # (a header claiming billions of pixels is a DecompressionBombError).
 _DECODING_ERRORS = (OSError, EOFError, ValueError, SyntaxError, struct.error, zlib.error, Image.DecompressionBombError)
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*")
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _open(path: Path) -> Image.Image:
@@ -108,10 +110,7 @@ def atomic_path(path, suffix=""):
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
     except OSError as error:  # a parent is a regular file, no permission, read-only file system, ...
-        raise UserError(
-            f"{path.parent}: cannot write {path.name} there ({error.strerror or error}); "
-            "choose a writable folder or fix the path"
-        ) from None
+        raise _not_writable(path, error) from None
     os.close(handle)
     os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the file the permissions open() would
     try:
@@ -121,12 +120,61 @@ def atomic_path(path, suffix=""):
         except OSError as error:  # e.g. a folder of that name is in the way
             raise UserError(f"{path}: cannot replace it ({error.strerror or error}); move it out of the way") from None
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if error.errno not in _DISK_FULL:
             raise
-        raise UserError(f"{path}: the disk is full ({error.strerror}); free some space and run again") from None
+        raise _disk_full(path, error) from None
     finally:
         if os.path.exists(temp):
             os.remove(temp)
+
+
+@contextlib.contextmanager
+def atomic_folder(path, marker: str):
+    """``atomic_path`` for a folder: yield a temporary folder beside ``path``, which takes its place only if the
+    block succeeds.
+
+    A folder cannot be renamed over a non-empty one, so an earlier result at ``path`` (recognised by the file
+    ``marker`` in it) is moved aside and deleted once the new one is in place; any other file or folder there
+    is left alone and reported.
+    """
+    path = Path(path)
+    if path.exists() and not (path / marker).is_file():
+        raise UserError(f"{path}: already exists and holds no {marker}; move it out of the way or choose another path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as error:
+        raise _not_writable(path, error) from None
+    os.chmod(temp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; give it the permissions mkdir would
+    aside = temp.with_name(f"{temp.name}.earlier")
+    try:
+        yield temp
+        if path.exists():
+            os.replace(path, aside)
+        try:
+            os.replace(temp, path)
+        except OSError:
+            if aside.exists():
+                os.replace(aside, path)
+            raise
+    except OSError as error:
+        if error.errno not in _DISK_FULL:
+            raise
+        raise _disk_full(path, error) from None
+    finally:
+        for leftover in (temp, aside):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _not_writable(path: Path, error: OSError) -> UserError:
+    return UserError(
+        f"{path.parent}: cannot write {path.name} there ({error.strerror or error}); "
+        "choose a writable folder or fix the path"
+    )
+
+
+def _disk_full(path: Path, error: OSError) -> UserError:
+    return UserError(f"{path}: the disk is full ({error.strerror}); free some space and run again")
 
 
 def _umask() -> int:

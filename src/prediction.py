@@ -101,7 +101,7 @@ def predict_whole(model, image: np.ndarray, flips: bool = False) -> np.ndarray:
     With ``flips`` the probabilities of the image and its horizontal, vertical and double flips are averaged.
     """
     height, width = image.shape[1:]
-    padded = pad_bottom_right(image, (-height % DOWNSAMPLING, -width % DOWNSAMPLING))[0]
+    padded = pad_to_downsampling(image)[0]
     views = [padded]
     if flips:
         views += [padded[:, ::-1], padded[::-1, :], padded[::-1, ::-1]]
@@ -111,3 +111,9 @@ def predict_whole(model, image: np.ndarray, flips: bool = False) -> np.ndarray:
     if flips:
         unflipped += [output[1][:, ::-1], output[2][::-1, :], output[3][::-1, ::-1]]
     return np.mean(unflipped, axis=0)[:height, :width].astype(np.float32)
+
+
+def pad_to_downsampling(images: np.ndarray) -> np.ndarray:
+    """Zero-pad (C, H, W) images at the bottom and right to the next multiples of 4, the sizes the U-Net takes whole."""
+    height, width = images.shape[1:]
+    return pad_bottom_right(images, (-height % DOWNSAMPLING, -width % DOWNSAMPLING))

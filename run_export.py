@@ -1,0 +1,63 @@
+"""Export the trained U-Net for use outside Python: a TensorFlow SavedModel, a TFLite file or an ONNX model."""
+
+import argparse
+from pathlib import Path
+
+from lib.errors import UserError
+from src.cli import run_cli
+
+REPO = Path(__file__).resolve().parent
+FORMATS = ("savedmodel", "tflite", "onnx")  # the keys of src.export.FORMATS, listed here so --help needs no TensorFlow
+EPILOG = """\
+The exported model takes input "image": preprocessed gray images (lib.preprocessing.preprocess), float32 in
+[0, 1], shape (N, H, W, 1), zero-padded at the bottom and right to multiples of 4; it returns output "vessel":
+the vessel probability, float32 (N, H, W). N, H and W are free. See docs/export.md.
+
+Before it is moved into place, the export is run on a DRIVE-sized synthetic image (584x565, padded to 584x568)
+and compared with the Keras model: a difference beyond the format's tolerance is an error and writes nothing.
+ONNX needs: pip install -r requirements-export.txt
+
+examples:
+  python run_export.py --format onnx -o unet.onnx
+  python run_export.py --format savedmodel -o unet_savedmodel
+  python run_export.py --weights test_best_weights.h5 --format tflite -o published.tflite
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad arguments are one ``error:`` line and exit status 1, as every other bad input (run_cli)."""
+
+    def error(self, message):
+        raise UserError(f"{message}; see python run_export.py --help")
+
+
+def parser() -> argparse.ArgumentParser:
+    result = Parser(description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    result.add_argument("--format", required=True, choices=FORMATS, help="what to write")
+    result.add_argument("-o", "--output", required=True, type=Path, help="the file to write (a folder for savedmodel)")
+    weights = result.add_mutually_exclusive_group()
+    weights.add_argument(
+        "--model",
+        type=Path,
+        default=REPO / "test",
+        help="experiment folder whose <name>_best.weights.h5 is exported (default: the shipped reference model, test/)",
+    )
+    weights.add_argument(
+        "--weights",
+        type=Path,
+        help="a weights file instead: this project's .weights.h5 or the published Keras-1 test_best_weights.h5",
+    )
+    return result
+
+
+def main(argv=None) -> None:
+    args = parser().parse_args(argv)
+    from src.export import export  # imports TensorFlow: only once the arguments are known to be good
+    from src.segment import weights_of
+
+    verification = export(args.weights or weights_of(args.model), args.format, args.output)
+    print(f"wrote {args.output} ({args.format}); {verification}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
