@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 
 from lib.errors import UserError
+from lib.experiment import Experiment
 from src.cli import run_cli
 
 REPO = Path(__file__).resolve().parent
@@ -53,9 +54,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     args = parser().parse_args(argv)
     from src.export import export  # imports TensorFlow: only once the arguments are known to be good
-    from src.segment import weights_of
 
-    verification = export(args.weights or weights_of(args.model), args.format, args.output)
+    verification = export(args.weights or Experiment.in_folder(args.model).weights("best"), args.format, args.output)
     print(f"wrote {args.output} ({args.format}); {verification}")
 
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import REPO
 
 from lib.errors import UserError
 from src import cli
@@ -74,3 +75,23 @@ def test_log_to_none_changes_nothing(capfd):
     with cli.log_to(None):
         print("here")
     assert capfd.readouterr().out == "here\n"
+
+
+SCRIPTS = sorted(path.name for path in REPO.glob("*.py"))
+
+
+def test_every_script_is_covered():
+    assert {"run_training.py", "run_testing.py", "run_prediction.py", "run_export.py"} <= set(SCRIPTS)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_answers_without_importing_tensorflow(script):
+    """``--help`` must be instant: TensorFlow (about 4 s) is imported only once the arguments are valid."""
+    code = (
+        f"import runpy, sys\nsys.argv = [{script!r}, '--help']\n"
+        f"try:\n    runpy.run_path({script!r}, run_name='__main__')\n"
+        "except SystemExit as stop:\n    assert stop.code == 0, stop.code\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'skimage', 'matplotlib') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip().endswith("[]"), result.stdout[-2000:] + result.stderr

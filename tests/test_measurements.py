@@ -2,14 +2,11 @@
 
 import csv
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from helpers import REPO
 from PIL import Image
 
 import run_measurements
@@ -285,15 +282,3 @@ def test_a_map_without_its_mask_is_one_error_and_nothing_half_written(tmp_path, 
     assert [row["image"] for row in read_csv(out)] == [str(tmp_path / "maps" / "01_manual1.png")]  # untouched
 
 
-def test_help_imports_no_tensorflow(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", str(REPO / "run_measurements.py"), "--help"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-    )
-    assert result.returncode == 0
-    assert "MAPS" in result.stdout.upper()
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()}
-    assert {"tensorflow", "keras", "skimage"}.isdisjoint(imported)
