@@ -125,7 +125,7 @@ def stare_published_table(summary: dict, label: str) -> str:
     """The published STARE comparison (AUC ROC) with this leave-one-out's mean inserted."""
     rows = [(name, auc) for name, auc in PUBLISHED_STARE_TABLE]
     if summary.get("folds"):
-        rows.append((f"**{label}, {summary['folds']} folds**", summary["auc_roc_mean"]))
+        rows.append((f"**{label}, {summary['folds']} of {summary['images']} folds**", summary["auc_roc_mean"]))
     lines = ["", "| Method (STARE) | AUC ROC |", "| --- | :---: |"]
     lines += [f"| {name} | {short(auc)} |" for name, auc in sorted(rows, key=lambda row: row[1])]
     return "\n".join(lines) + "\n"

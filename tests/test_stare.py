@@ -193,7 +193,7 @@ def test_leave_one_out_writes_table_pictures_and_folds(loo_run):
     assert f"__AVERAGE:   {short}__" in markdown
     assert any(line.startswith("| second observer (vk) vs ground truth (ah) | 3 |") for line in markdown)
     assert any(line.startswith("| published retina-unet | .9805 |") for line in markdown)
-    assert any(line.startswith("| **this project (STARE_leave_one_out), 3 folds** |") for line in markdown)
+    assert any(line.startswith("| **this project (STARE_leave_one_out), 3 of 3 folds** |") for line in markdown)
     csv_lines = (results / "leave_one_out.csv").read_text().splitlines()
     assert csv_lines[0].startswith("image,auc_roc,") and [line.split(",")[0] for line in csv_lines[1:]] == [
         *IDS, "mean", "std"]
