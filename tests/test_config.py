@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from lib.config import DataPaths, TestingSettings, TrainingSettings, load_config
+from lib import config as cfg
+from lib.config import load_config
 from lib.errors import UserError
 from lib.experiment import Experiment
 from lib.inference import Inference
@@ -85,8 +86,8 @@ def test_the_repos_configuration_loads(repo):
 # This project's optional keys, absent from the published file, and the values that keep the published behaviour.
 # A new setting must be added here with its published default, or this test fails.
 PUBLISHED_DEFAULTS = {
-    DataPaths: {"drive_folder": Path("DRIVE"), "test_groundTruth_2nd": "DRIVE_dataset_groundTruth2nd_test.hdf5"},
-    TrainingSettings: {
+    cfg.DataPaths: {"drive_folder": Path("DRIVE"), "test_groundTruth_2nd": "DRIVE_dataset_groundTruth2nd_test.hdf5"},
+    cfg.TrainingSettings: {
         "seed": 42,
         "optimizer": "sgd",
         "learning_rate": 0.01,
@@ -98,13 +99,13 @@ PUBLISHED_DEFAULTS = {
         "initial_weights": None,
     },
     # whole_image, flip_tta, predict_batch_size and precision make up the inference value, checked below
-    TestingSettings: {},
+    cfg.TestingSettings: {},
 }
 SET_BY_THE_PUBLISHED_FILE = {
-    DataPaths: {"path_local", "train_imgs_original", "train_groundTruth", "train_border_masks", "test_imgs_original",
-                "test_groundTruth", "test_border_masks"},
-    TrainingSettings: {"source", "patch_hw", "N_subimgs", "inside_FOV", "N_epochs", "batch_size", "nohup"},
-    TestingSettings: {"source", "best_last", "full_images_to_test", "N_group_visual", "nohup", "inference"},
+    cfg.DataPaths: {"path_local", "train_imgs_original", "train_groundTruth", "train_border_masks",
+                    "test_imgs_original", "test_groundTruth", "test_border_masks"},
+    cfg.TrainingSettings: {"source", "patch_hw", "N_subimgs", "inside_FOV", "N_epochs", "batch_size", "nohup"},
+    cfg.TestingSettings: {"source", "best_last", "full_images_to_test", "N_group_visual", "nohup", "inference"},
 }  # fmt: skip
 
 
@@ -121,7 +122,7 @@ def test_the_published_configuration_loads_with_published_defaults(published):
     assert testing.inference == Inference(mode="patches", patch_hw=(48, 48), stride_hw=(5, 5), batch_size=256)
     # every other setting is one of this project's optional keys, and takes the published behaviour
     for piece, defaults in PUBLISHED_DEFAULTS.items():
-        value = {DataPaths: data, TrainingSettings: training, TestingSettings: testing}[piece]
+        value = {cfg.DataPaths: data, cfg.TrainingSettings: training, cfg.TestingSettings: testing}[piece]
         fields = {field.name for field in dataclasses.fields(piece)}
         assert fields - SET_BY_THE_PUBLISHED_FILE[piece] == set(defaults), piece.__name__
         typed = {key: (type(getattr(value, key)), getattr(value, key)) for key in defaults}
