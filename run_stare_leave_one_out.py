@@ -1,10 +1,26 @@
 """STARE leave-one-out (published): one training per image on the others, each tested on the image left
-out; or, with --cross-dataset, a DRIVE-trained model tested on every STARE image."""
+out; or, with --cross-dataset, a DRIVE-trained model tested on every STARE image; or, with --compare, the
+committed results of several variants side by side."""
 
+import json
 from pathlib import Path
 
 from lib import stare
+from lib.config import load_config
+from lib.errors import UserError
+from lib.reports import stare_variants_markdown
 from src import cli
+
+
+def compare(configs: list[Path]) -> str:
+    """The variants' per-image tables side by side, from their results folders' summary.json (no training)."""
+    summaries = {}
+    for path in configs:
+        summary_file = stare.load_leave_one_out(path).results_folder / "summary.json"
+        if not summary_file.is_file():
+            raise UserError(f"{summary_file}: not found; run python run_stare_leave_one_out.py --config {path} first")
+        summaries[load_config(path).name] = json.loads(summary_file.read_text())
+    return stare_variants_markdown(summaries)
 
 
 def main():
@@ -30,7 +46,17 @@ def main():
         action="store_true",
         help="with --cross-dataset: predict as [testing settings] says instead of whole images",
     )
+    arguments.add_argument(
+        "--compare",
+        nargs="+",
+        type=Path,
+        metavar="CONFIG",
+        help="instead: print the results of these variants' configurations side by side (from their tables)",
+    )
     args = arguments.parse_args()
+    if args.compare:
+        print(compare(args.compare), end="")
+        return
     config = cli.config_from(args)
     settings = stare.load_leave_one_out(args.config)
     folds = None if args.folds is None else stare.parse_folds(args.folds, "--folds")

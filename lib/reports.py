@@ -129,3 +129,35 @@ def stare_published_table(summary: dict, label: str) -> str:
     lines = ["", "| Method (STARE) | AUC ROC |", "| --- | :---: |"]
     lines += [f"| {name} | {short(auc)} |" for name, auc in sorted(rows, key=lambda row: row[1])]
     return "\n".join(lines) + "\n"
+
+
+def stare_variants_markdown(summaries: dict[str, dict]) -> str:
+    """Several leave-one-out variants (label -> summary.json) beside the published per-image AUC: the table
+    and the published STARE comparison with every variant inserted."""
+    labels = list(summaries)
+    lines = [
+        "| STARE image | published | " + " | ".join(labels) + " |",
+        "| --- | :---: | " + " | ".join(":---:" for _ in labels) + " |",
+    ]
+    for image_id, published in PUBLISHED_STARE_AUC.items():
+        cells = [short(summary["auc_roc_per_image"].get(image_id)) for summary in summaries.values()]
+        lines.append(f"| {image_id} | {short(published)} | " + " | ".join(cells) + " |")
+
+    def row(name: str, published: str, cell) -> None:
+        lines.append(f"| {name} | {published} | " + " | ".join(cell(summary) for summary in summaries.values()) + " |")
+
+    row("folds", "20", lambda s: f"{s['folds']} of {s['images']}")
+    row("**mean ± std**", f"**{short(PUBLISHED_STARE_MEAN)} ± {short(PUBLISHED_STARE_STD)}**",
+        lambda s: f"**{short(s.get('auc_roc_mean'))} ± {short(s.get('auc_roc_std'))}**")
+    for key in ("auc_roc", *RATES):
+        row(f"pooled {key.replace('_', ' ')}", "", lambda s, key=key: short(s.get("pooled", {}).get(key)))
+    row("training minutes per fold", "", lambda s: "–" if s.get("training_minutes_mean") is None
+        else f"{s['training_minutes_mean']:.1f}")
+    human = next(iter(summaries.values()))["second_observer"]
+    lines += ["", "Second observer (vk) against the ground truth (ah), same FOV pixels, all 20 images: "
+              + ", ".join(f"{key} {short(human[key])}" for key in RATES) + "."]
+    comparison = [(name, auc) for name, auc in PUBLISHED_STARE_TABLE]
+    comparison += [(f"**this project, {label}**", s["auc_roc_mean"]) for label, s in summaries.items() if s["folds"]]
+    lines += ["", "| Method (STARE) | AUC ROC |", "| --- | :---: |"]
+    lines += [f"| {name} | {short(auc)} |" for name, auc in sorted(comparison, key=lambda item: item[1])]
+    return "\n".join(lines) + "\n"

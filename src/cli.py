@@ -28,6 +28,7 @@ def config_from(args):
     return load_config(args.config)
 
 
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a plain ``kill``), raised like Ctrl-C so that partial files are discarded on the way out."""
 

@@ -11,7 +11,7 @@ import pytest
 from helpers import REPO, assert_ok, assert_user_error, make_config, read_ini, run_script
 from PIL import Image
 
-from lib import stare
+from lib import reports, stare
 from lib.config import load_config
 from lib.datasets import load_hdf5
 from lib.errors import UserError
@@ -329,3 +329,28 @@ def test_real_stare_preparation_and_fov(stare_root, tmp_path):
     fov, vessels = prepared["borderMasks"][:, 0] > 0, prepared["groundTruth"][:, 0] > 0
     assert (vessels & ~fov).sum() < 0.01 * vessels.sum()  # the labelled vessels lie inside the detected FOV
     assert all(path.is_file() for path in prepared["written"])
+
+
+def test_compare_prints_the_variants_side_by_side(tmp_path, monkeypatch):
+    """--compare reads each variant's summary.json (no training) and sets the variants beside the published AUC."""
+    monkeypatch.chdir(tmp_path)
+    human = {"accuracy": 0.93, "sensitivity": 0.9, "specificity": 0.94, "f1": 0.74}
+    configs = []
+    for name, aucs in (("first", {"im0001": 0.97, "im0002": 0.96}), ("second", {"im0001": 0.98})):
+        folder = tmp_path / "STARE_results" / name
+        folder.mkdir(parents=True)
+        rows = [{"id": image_id, "auc_roc": auc} for image_id, auc in aucs.items()]
+        summary = {"folds": len(rows), "images": 20, "second_observer": human, "training_minutes_mean": 12.0,
+                   "pooled": {"auc_roc": 0.97, **human}} | reports.auc_summary(rows)
+        (folder / "summary.json").write_text(json.dumps(summary))
+        configs.append(make_config(tmp_path, base=STARE_CONFIG, filename=f"{name}.txt", overrides={
+            "experiment name": {"name": name}, "leave-one-out": {"results_folder": folder}}))
+    result = run_script("run_stare_leave_one_out.py", "--compare", *configs, cwd=tmp_path)
+    assert_ok(result)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "| STARE image | published | first | second |"
+    assert "| im0001 | .9709 | .9700 | .9800 |" in lines and "| im0002 | .9588 | .9600 | – |" in lines
+    assert "| folds | 20 | 2 of 20 | 1 of 20 |" in lines
+    assert "| **this project, second** | .9800 |" in lines and "| published retina-unet | .9805 |" in lines
+    missing = run_script("run_stare_leave_one_out.py", "--compare", tmp_path / "nowhere.txt", cwd=tmp_path)
+    assert_user_error(missing, "nowhere.txt")
