@@ -65,12 +65,13 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument(
         "--masks",
         help="FOV masks (white inside), a folder or quoted pattern, matched by the name before the first dot "
-        "(a trailing _mask ignored); default: detect the FOV",
+        "(a trailing _mask ignored; DRIVE's 01_test_mask matches 01_test); default: detect the FOV",
     )
     result.add_argument(
         "--labels",
         help="manual vessel labels, a folder or quoted pattern, matched the same way (im0001.ah.ppm.gz labels "
-        "im0001.ppm.gz): adds AUC ROC, F1, accuracy, sensitivity and specificity inside the FOV",
+        "im0001.ppm.gz, 01_manual1.gif labels 01_test.tif): adds AUC ROC, F1, accuracy, sensitivity and "
+        "specificity inside the FOV",
     )
     scale = result.add_mutually_exclusive_group()
     scale.add_argument(

@@ -183,7 +183,7 @@ def _binary(mask: np.ndarray) -> np.ndarray:
     if not isinstance(mask, np.ndarray) or mask.ndim != 2:
         shape = mask.shape if isinstance(mask, np.ndarray) else type(mask).__name__
         raise TypeError(f"a FOV mask must be a 2-D array (H, W), got {shape}")
-    binary = np.where(mask > 0, np.uint8(255), np.uint8(0))
+    binary = (mask > 0).view(np.uint8) * np.uint8(255)
     if not cv2.countNonZero(binary):
         raise UserError("the FOV mask is empty (no pixel inside the field of view)")
     return binary

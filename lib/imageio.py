@@ -191,7 +191,7 @@ def _umask() -> int:
 
 
 # zlib's default level (Pillow's too) for files written once; for thousands of full-size photographs, level 1
-# with run-length matching on each row's difference from the row above: 5x faster for files about 20 % larger.
+# with run-length matching on each row's difference from the row above: 5-8x faster, files at most 20 % larger.
 _PNG_COMPACT = (cv2.IMWRITE_PNG_COMPRESSION, 6)
 _PNG_FAST = (
     cv2.IMWRITE_PNG_COMPRESSION, 1,

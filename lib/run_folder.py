@@ -109,12 +109,11 @@ def settings_difference(out_dir: Path, settings: dict) -> str | None:
         return f"unknown settings (no {SETTINGS})" if summary_files(out_dir) else None
     if not stored:
         return f"unknown settings ({SETTINGS} unreadable)"
-    current = json.loads(json.dumps(settings))  # as it would be stored: tuples become lists
-    for key, value in current.items():
+    for key, value in settings.items():
         if key == WEIGHTS_PATH or stored.get(key) == value:
             continue
         if key == WEIGHTS_DIGEST:
-            then, now = stored.get(WEIGHTS_PATH), current[WEIGHTS_PATH]
+            then, now = stored.get(WEIGHTS_PATH), settings[WEIGHTS_PATH]
             return f"weights {then} there, {now} now" + (" (the file changed since)" if then == now else "")
         return f"{key} {stored.get(key, 'not recorded')} there, {value} now"
     return None

@@ -170,9 +170,12 @@ def finish_photograph(photo: Photograph, probability: np.ndarray, options: Optio
     return row | {"seconds": f"{photo.seconds + time.perf_counter() - start:.2f}"}
 
 
+def describe_scale(options: Options) -> str:
+    return f"FOV rescaled to {options.fov_diameter:g} px" if options.fov_diameter else "no rescaling"
+
+
 def describe(options: Options) -> str:
-    scale = f"FOV rescaled to {options.fov_diameter:g} px" if options.fov_diameter else "no rescaling"
-    return f"{options.inference.describe()}, {scale}, threshold {options.threshold:g}"
+    return f"{options.inference.describe()}, {describe_scale(options)}, threshold {options.threshold:g}"
 
 
 def settings_of(weights: Path, options: Options, masks: str | None, labels: str | None) -> dict:
@@ -186,7 +189,7 @@ def settings_of(weights: Path, options: Options, masks: str | None, labels: str 
         WEIGHTS_PATH: str(weights),
         WEIGHTS_DIGEST: digest,
         "prediction": options.inference.describe(),
-        "scale": f"FOV rescaled to {options.fov_diameter:g} px" if options.fov_diameter else "no rescaling",
+        "scale": describe_scale(options),
         "threshold": options.threshold,
         "fov": "detected" if masks is None else "given masks",
         "labels": "given" if labels else "none",
