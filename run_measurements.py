@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from lib.errors import UserError
-from lib.files import companion, expand, index_files
+from lib.files import companion, expand, index_files, unique_files
 from lib.imageio import read_binary, write_csv
 from lib.progress import progress
 from src.cli import run_cli
@@ -59,15 +59,11 @@ def read_map(path: Path, mask_path: Path | None):
     return vessels > 0, fov > 0
 
 
-def cell(value) -> str:
-    return str(value) if isinstance(value, int) else f"{value:.4f}"
-
-
 def main(argv=None) -> int:
     """Measure every map; the exit status is 1 when any input failed."""
     args = parser().parse_args(argv)
     # Imported here so that --help stays instant: lib.measurements imports scikit-image.
-    from lib.measurements import COLUMNS, measure_vessels
+    from lib.measurements import COLUMNS, as_text, measure_vessels
 
     failures, maps = 0, []
     for spec in args.maps:
@@ -76,7 +72,7 @@ def main(argv=None) -> int:
         except UserError as error:
             print(f"error: {error}", file=sys.stderr, flush=True)
             failures += 1
-    maps = list(dict.fromkeys(maps))  # a file named twice (folder and pattern) is measured once
+    maps = unique_files(maps)
     masks = None if args.masks is None else index_files(args.masks)
     measured = []
     for path in progress(maps, "measured"):
@@ -89,7 +85,7 @@ def main(argv=None) -> int:
     if not measured:
         print(f"0 of {len(maps)} maps measured; {args.output} not written")
         return 1
-    rows = [{"image": str(path)} | {name: cell(value) for name, value in values.items()} for path, values in measured]
+    rows = [{"image": str(path)} | as_text(values) for path, values in measured]
     write_csv(args.output, rows, ("image", *COLUMNS))
     means = {name: mean_of([values[name] for _, values in measured]) for name in COLUMNS}
     print(f"{len(measured)} of {len(maps)} maps measured; results in {args.output}")

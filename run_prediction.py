@@ -7,20 +7,25 @@ from pathlib import Path
 from lib.experiment import Experiment
 from lib.inference import PUBLISHED_PATCH_HW, Inference
 from lib.metrics import THRESHOLD
-from lib.rendering import SUMMARY
-from lib.rescale import DRIVE_FOV_DIAMETER, RESCALE_TOLERANCE
+from lib.rescale import DRIVE_FOV_DIAMETER, MAX_UPSCALE, RESCALE_TOLERANCE
+from lib.run_folder import OUTPUTS, SETTINGS, SUMMARY, Shard, merge_summaries, parse_outputs
 from src.cli import run_cli
 
 REPO = Path(__file__).resolve().parent
 EPILOG = f"""\
 Writes per image <id>_probability.png (8-bit), <id>_vessels.png (probability >= threshold),
-<id>_overlay.png (vessels tinted on the photograph) and <id>_fov.png (the FOV used), and
-{SUMMARY}; <id> is the file name before its first dot. Outside the FOV everything is 0.
+<id>_overlay.png (vessels tinted on the photograph) and <id>_fov.png (the FOV used), as
+--outputs chooses, and one row in {SUMMARY} (size, FOV, scale, vessel measurements, a warning
+for an implausible FOV); <id> is the file name before its first dot. Outside the FOV everything
+is 0. A rerun into the same folder skips the images already done; {SETTINGS} records the
+settings, and other settings are refused unless --overwrite.
 
 examples:
   python run_prediction.py photos/ -o vessels/
   python run_prediction.py "photos/*.jpg" --masks masks/ --flips
   python run_prediction.py STARE/stare-images -o stare/ --labels STARE/labels-ah
+  python run_prediction.py photos/ -o vessels/ --shard 2/8     # the 2nd of 8 parts (a job array)
+  python run_prediction.py --merge -o vessels/                 # the parts' rows into {SUMMARY}
 """
 
 
@@ -42,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
     )
     result.add_argument(
         "images",
-        nargs="+",
+        nargs="*",
         help="image files, folders or quoted glob patterns: .jpg .jpeg .png .tif .tiff .gif .ppm .ppm.gz",
     )
     result.add_argument("-o", "--output", type=Path, default=Path("predictions"), help="output folder (./predictions)")
@@ -60,12 +65,13 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument(
         "--masks",
         help="FOV masks (white inside), a folder or quoted pattern, matched by the name before the first dot "
-        "(a trailing _mask ignored); default: detect the FOV",
+        "(a trailing _mask ignored; DRIVE's 01_test_mask matches 01_test); default: detect the FOV",
     )
     result.add_argument(
         "--labels",
         help="manual vessel labels, a folder or quoted pattern, matched the same way (im0001.ah.ppm.gz labels "
-        "im0001.ppm.gz): adds AUC ROC, F1, accuracy, sensitivity and specificity inside the FOV",
+        "im0001.ppm.gz, 01_manual1.gif labels 01_test.tif): adds AUC ROC, F1, accuracy, sensitivity and "
+        "specificity inside the FOV",
     )
     scale = result.add_mutually_exclusive_group()
     scale.add_argument(
@@ -73,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
         type=bounded(float, PUBLISHED_PATCH_HW[0], 10_000),
         default=DRIVE_FOV_DIAMETER,
         help=f"rescale each image so its FOV is this many px across (default {DRIVE_FOV_DIAMETER}, DRIVE's); "
-        f"within {RESCALE_TOLERANCE:.0%}% the image is left alone",
+        f"within {RESCALE_TOLERANCE:.0%}% the image is left alone; enlarging more than {MAX_UPSCALE:g}x is refused",
     )
     scale.add_argument("--no-rescale", action="store_true", help="predict at each photograph's own scale")
     mode = result.add_mutually_exclusive_group()
@@ -90,21 +96,46 @@ def parser() -> argparse.ArgumentParser:
         default=THRESHOLD,
         help=f"vessel when the probability is at least this (default {THRESHOLD})",
     )
+    result.add_argument(
+        "--outputs",
+        default=",".join(OUTPUTS),
+        help=f"the files written per image, comma-separated (default all: {','.join(OUTPUTS)})",
+    )
+    result.add_argument("--shard", help="K/N: segment only the K-th of N parts of the sorted images (K from 1)")
+    result.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo images done by an earlier run, and accept other settings than the folder's",
+    )
+    result.add_argument("--merge", action="store_true", help=f"merge the summary parts in -o into {SUMMARY}; no images")
     return result
 
 
 def main(argv=None) -> int:
-    """Run the segmentation; the exit status is 1 when any input failed."""
-    args = parser().parse_args(argv)
-    from src.segment import Options, segment  # TensorFlow loads only once the arguments are known to be valid
+    """Run the segmentation (or merge the parts); the exit status is 1 when any input failed."""
+    arguments = parser()
+    args = arguments.parse_args(argv)
+    if args.merge:
+        if args.images:
+            arguments.error("--merge takes no images: it merges the summary parts already in -o")
+        summary, count, missing = merge_summaries(args.output)
+        print(f"{count} rows merged into {summary}" + "".join(f"; {part} not found" for part in missing))
+        return 1 if missing else 0
+    if not args.images:
+        arguments.error("the following arguments are required: images (or --merge)")
+    outputs = parse_outputs(args.outputs)
+    shard = None if args.shard is None else Shard.parse(args.shard)
+    from src.segment import Options, segment  # imported once the arguments are known to be valid
 
     if args.stride:
         inference = Inference(mode="patches", patch_hw=PUBLISHED_PATCH_HW, stride_hw=(args.stride, args.stride))
     else:
         inference = Inference(mode="flips" if args.flips else "whole", patch_hw=PUBLISHED_PATCH_HW)
-    options = Options(inference, fov_diameter=None if args.no_rescale else args.fov_diameter, threshold=args.threshold)
+    fov_diameter = None if args.no_rescale else args.fov_diameter
+    options = Options(inference, fov_diameter=fov_diameter, threshold=args.threshold, outputs=outputs)
     weights = args.weights or Experiment.in_folder(args.model).weights("best")
-    return 1 if segment(args.images, args.output, weights, options, args.masks, args.labels) else 0
+    failures = segment(args.images, args.output, weights, options, args.masks, args.labels, shard, args.overwrite)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -54,6 +54,22 @@ def expand(spec: str) -> list[Path]:
     return found
 
 
+def unique_files(paths: list[Path]) -> list[Path]:
+    """``paths`` without repeats of one file, first mention kept: a file named twice (by a folder and a pattern,
+    a relative and an absolute path, or through a link) is one file, not two photographs with one name."""
+    seen, unique = set(), []
+    for path in paths:
+        try:
+            status = path.stat()
+            identity = (status.st_dev, status.st_ino)
+        except OSError:  # gone or unreadable: its reader says so
+            identity = path
+        if identity not in seen:
+            seen.add(identity)
+            unique.append(path)
+    return unique
+
+
 def index_files(spec: str) -> dict[str, list[Path]]:
     """The files of a --masks or --labels folder/pattern, grouped by ``pairing_key``."""
     index = {}

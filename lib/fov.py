@@ -20,6 +20,11 @@ MIN_SHARE = 0.10  # a FOV covering less of the frame is not a fundus photo's FOV
 RIM_FRACTION = 0.004  # the dark rim dropped, as a fraction of the shorter image side (2 px in DRIVE/STARE)
 FIT_ROUNDS = 5  # circle refits, each on the half of the edge points that lie closest to the last circle
 MIN_EDGE_POINTS = 20  # fewer free edge points than this cannot place a circle
+# A camera's FOV covers 30-75 % of its frame (DRIVE 69 %, a disc in a 3:2 frame about 45 %) and is a disc cut
+# by the frame's edges (overlap with the fitted circle above 0.97 for DRIVE's masks and STARE's detected FOVs).
+PLAUSIBLE_SHARE = 0.25
+PLAUSIBLE_DISC_OVERLAP = 0.9
+CHECK_SIDE = 512  # px: the plausibility checks run on a copy of the mask at most this wide
 MASK_HELP = "pass a FOV mask file instead (white inside the field of view, black outside)"
 
 
@@ -64,7 +69,7 @@ def _red_threshold(red: np.ndarray) -> float:
     levels scale with exposure, so dark and bright photos get the same cut.
     """
     otsu, _ = cv2.threshold(red, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
-    histogram = np.bincount(red.ravel(), minlength=256)
+    histogram = cv2.calcHist([red], [0], None, [256], (0, 256)).ravel().astype(np.int64)  # np.bincount, 5x faster
     dark, bright = histogram[: int(otsu) + 1], histogram[int(otsu) + 1 :]
     if not dark.any() or not bright.any():
         raise UserError(f"could not detect the field of view: the image's red channel is uniform; {MASK_HELP}")
@@ -80,14 +85,23 @@ def _red_threshold(red: np.ndarray) -> float:
 
 
 def fov_diameter(mask: np.ndarray) -> float:
-    """The diameter in pixels of the circle fitted to the FOV's edge.
+    """The diameter in pixels of the circle fitted to the FOV's edge (``fov_circle``).
 
     Not the extent or the area: many cameras clip the FOV disc at the top and bottom of the frame
     (STARE, for one), which shortens the vertical extent and the area, while the scale of the retina
-    in the photo is set by the full optical field. So the edge points on the frame border are
-    dropped and a least-squares circle is fitted to the rest; the refits on the points closest to
-    the circle discard straight clip lines just inside the frame and small tabs such as STARE's
-    notch. One pixel is added because the edge points are pixel centres, half a pixel inside the edge.
+    in the photo is set by the full optical field. One pixel is added because the edge points are
+    pixel centres, half a pixel inside the edge.
+    """
+    _, radius = fov_circle(mask)
+    return float(2 * radius + 1)
+
+
+def fov_circle(mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre (x, y) and radius in pixels of the circle through the FOV's edge points (pixel centres).
+
+    The edge points on the frame border are dropped and a least-squares circle is fitted to the
+    rest; the refits on the points closest to the circle discard straight clip lines just inside the
+    frame and small tabs such as STARE's notch. A FOV without an edge inside the frame is a UserError.
     """
     binary = _binary(mask)
     contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -105,7 +119,38 @@ def fov_diameter(mask: np.ndarray) -> float:
         centre, radius = _fit_circle(chosen)
         residual = np.abs(np.hypot(*(edge - centre).T) - radius)
         chosen = edge[residual <= np.median(residual)]
-    return float(2 * radius + 1)
+    return centre, radius
+
+
+def fov_warning(mask: np.ndarray) -> str:
+    """What makes a FOV mask implausible for a fundus photograph ("" when nothing does).
+
+    Two signs that the FOV (detected, or a mask given) is not a camera's field of view: it covers
+    under PLAUSIBLE_SHARE of the frame (most of the photo dark), or it is not a disc, cut by the frame
+    as cameras cut it: its overlap (intersection over union) with the circle ``fov_circle`` fits to
+    its edge is under PLAUSIBLE_DISC_OVERLAP. Checked on a copy at most CHECK_SIDE px wide, so it
+    costs a few milliseconds at any size.
+    """
+    binary = _binary(mask)
+    problems = []
+    share = cv2.countNonZero(binary) / binary.size
+    if share < PLAUSIBLE_SHARE:
+        problems.append(f"the field of view covers only {share:.0%} of the frame")
+    factor = max(binary.shape) / CHECK_SIDE
+    if factor > 1:
+        size = (max(1, round(binary.shape[1] / factor)), max(1, round(binary.shape[0] / factor)))
+        binary = cv2.resize(binary, size, interpolation=cv2.INTER_AREA) > 127
+    try:
+        centre, radius = fov_circle(binary)
+    except UserError:  # no rim in the frame: nothing to compare with a disc
+        return "; ".join(problems)
+    ys, xs = np.ogrid[: binary.shape[0], : binary.shape[1]]
+    disc = np.hypot(xs - centre[0], ys - centre[1]) <= radius + 0.5
+    inside = binary > 0
+    overlap = np.count_nonzero(disc & inside) / np.count_nonzero(disc | inside)
+    if overlap < PLAUSIBLE_DISC_OVERLAP:
+        problems.append(f"the field of view is not a disc ({overlap:.0%} overlap with the circle fitted to its edge)")
+    return "; ".join(problems)
 
 
 def _fit_circle(points: np.ndarray) -> tuple[np.ndarray, float]:
@@ -138,7 +183,7 @@ def _binary(mask: np.ndarray) -> np.ndarray:
     if not isinstance(mask, np.ndarray) or mask.ndim != 2:
         shape = mask.shape if isinstance(mask, np.ndarray) else type(mask).__name__
         raise TypeError(f"a FOV mask must be a 2-D array (H, W), got {shape}")
-    binary = np.where(mask > 0, 255, 0).astype(np.uint8)
-    if not binary.any():
+    binary = (mask > 0).view(np.uint8) * np.uint8(255)
+    if not cv2.countNonZero(binary):
         raise UserError("the FOV mask is empty (no pixel inside the field of view)")
     return binary

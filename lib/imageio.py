@@ -10,12 +10,14 @@ import shutil
 import struct
 import sys
 import tempfile
+import threading
 import warnings
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lib.errors import UserError
 
@@ -27,6 +29,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".ppm", ".pg
 _DECODING_ERRORS = (OSError, EOFError, ValueError, SyntaxError, struct.error, zlib.error, Image.DecompressionBombError)
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*")
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+# File descriptor 2 points to /dev/null while libtiff decodes (see _native_stderr_silenced): a thread that prints
+# to stderr while another one reads images holds this lock, or its line could be lost.
+STDERR_LOCK = threading.Lock()
 
 
 def _open(path: Path) -> Image.Image:
@@ -40,6 +45,7 @@ def _open(path: Path) -> Image.Image:
             warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(data))
             image.load()
+            ImageOps.exif_transpose(image, in_place=True)  # upright, as viewers show it (cameras store it sideways)
         return image
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
@@ -60,15 +66,16 @@ def _native_stderr_silenced(active: bool):
     if not active:
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with STDERR_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 2)
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def read_rgb(path) -> np.ndarray:
@@ -183,18 +190,41 @@ def _umask() -> int:
     return current
 
 
-def write_png(path, image: np.ndarray) -> None:
-    """Write a uint8 (H, W) or (H, W, 3), or a uint16 (H, W) array as PNG, atomically."""
+# zlib's default level (Pillow's too) for files written once; for thousands of full-size photographs, level 1
+# with run-length matching on each row's difference from the row above: 5-8x faster, files at most 20 % larger.
+_PNG_COMPACT = (cv2.IMWRITE_PNG_COMPRESSION, 6)
+_PNG_FAST = (
+    cv2.IMWRITE_PNG_COMPRESSION, 1,
+    cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+    cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP,
+)  # fmt: skip
+
+
+def write_png(path, image: np.ndarray, fast: bool = False) -> None:
+    """Write a uint8 (H, W) or RGB (H, W, 3), or a uint16 (H, W) array as PNG, atomically (``fast``: see _PNG_FAST)."""
+    pixels = image[..., ::-1] if image.ndim == 3 else image  # OpenCV stores colour as BGR
+    ok, encoded = cv2.imencode(".png", pixels, _PNG_FAST if fast else _PNG_COMPACT)
+    if not ok:
+        raise ValueError(f"cannot encode a {image.dtype} array of shape {image.shape} as PNG")
     with atomic_path(path, suffix=".png") as temp:
-        Image.fromarray(image).save(temp, format="PNG")
+        temp.write_bytes(encoded)
 
 
 def write_csv(path, rows: list[dict], columns: tuple[str, ...]) -> None:
-    """A CSV with a header and one row per dict, replaced atomically."""
+    """A CSV with a header and one row per dict (keys outside ``columns`` left out), replaced atomically."""
     with atomic_path(path, suffix=".csv") as temp, open(temp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def read_csv(path) -> list[dict]:
+    """The rows of a CSV written by ``write_csv``, as dicts of strings; [] when the file does not exist."""
+    try:
+        with open(path, newline="") as handle:
+            return list(csv.DictReader(handle))
+    except FileNotFoundError:
+        return []
 
 
 def write_text(path, text: str) -> None:

@@ -1,0 +1,210 @@
+"""Your own photographs at clinic scale: seconds per image end to end beside the network's own time, peak memory.
+
+    python -m benchmarks.bench_prediction [--photos DIR | --stare DIR] [--images 10] [--weights PATH]
+
+Without --photos, the first --images STARE photographs are enlarged to 3504x2336 (a 3:2 camera sensor: the
+disc keeps its shape, black at the sides) and written as JPEGs (quality 95) into a temporary folder.
+Modes, each in its own process (so its peak memory is its own), on the same photographs, default settings:
+``network``: the U-Net's pass alone, ``predict_image`` on each photograph's prepared input;
+``all`` and ``probability``: ``src.segment.segment`` end to end, from reading each JPEG to its last file and
+summary row, with all four outputs or ``--outputs probability``;
+``first_run`` and ``rerun``: ``run_prediction.py`` as a user runs it (start-up and model loading included), into
+a new folder and then again into the finished one, counting the files the rerun rewrote.
+The first three predict one photograph untimed first: tracing the network's graph is not segmenting.
+Beside the wall-clock seconds, the CPU seconds (user + system, every thread): on a machine shared with other
+work, the wall clock depends on the others' load and the CPU time much less. ``--rounds R`` runs the modes R
+times in turn and reports the mean of each, so that a change of load between modes weighs on all of them.
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from benchmarks import common
+from lib.files import expand
+from lib.imageio import atomic_path, read_rgb
+from lib.run_folder import OUTPUTS
+
+REPO = Path(__file__).resolve().parents[1]
+MODES = ("network", "all", "probability", "first_run", "rerun")
+SENSOR_HW = (2336, 3504)  # a 3:2 fundus camera's full-resolution frame
+JPEG_QUALITY = 95
+
+
+def default_stare() -> Path:
+    return Path(os.environ.get("RETINA_DATA") or REPO.parent / "shared" / "data") / "STARE" / "stare-images"
+
+
+def write_large_photographs(stare: Path, count: int, folder: Path) -> None:
+    """The first ``count`` STARE photographs enlarged to SENSOR_HW, the disc's shape kept, as JPEGs in ``folder``."""
+    height, width = SENSOR_HW
+    for path in expand(str(stare))[:count]:
+        rgb = read_rgb(path)
+        scaled_width = round(rgb.shape[1] * height / rgb.shape[0])
+        enlarged = cv2.resize(rgb, (scaled_width, height), interpolation=cv2.INTER_CUBIC)
+        frame = np.zeros((height, width, 3), np.uint8)
+        left = (width - scaled_width) // 2
+        frame[:, left : left + scaled_width] = enlarged
+        with atomic_path(folder / f"{path.name.split('.')[0]}.jpg", suffix=".jpg") as temp:
+            Image.fromarray(frame).save(temp, format="JPEG", quality=JPEG_QUALITY)
+
+
+class Clock:
+    """Wall-clock and CPU seconds (user + system, all threads of this process, or of its finished children)."""
+
+    def __init__(self, who=resource.RUSAGE_SELF):
+        self.who, self.wall, self.cpu = who, 0.0, 0.0
+
+    def _now(self) -> tuple[float, float]:
+        usage = resource.getrusage(self.who)
+        return time.perf_counter(), usage.ru_utime + usage.ru_stime
+
+    def __enter__(self):
+        self.started = self._now()
+        return self
+
+    def __exit__(self, *exc_info):
+        wall, cpu = self._now()
+        self.wall += wall - self.started[0]
+        self.cpu += cpu - self.started[1]
+
+
+def network_alone(photos: list[Path], weights: Path) -> Clock:
+    """The time of ``predict_image`` over the photographs, each prepared (untimed) as the pipeline prepares it."""
+    from src.prediction import predict_image
+    from src.segment import Options, load_model, load_photograph
+
+    options = Options()
+    model = load_model(weights, options.inference.precision)
+    predict_image(model, load_photograph(photos[0], None, None, options).network_input, options.inference)
+    clock = Clock()
+    for path in photos:
+        network_input = load_photograph(path, None, None, options).network_input
+        with clock:
+            predict_image(model, network_input, options.inference)
+    return clock
+
+
+def end_to_end(photos: list[Path], weights: Path, outputs: tuple[str, ...], out_dir: Path) -> Clock:
+    """The time of ``segment`` over the photographs, after one untimed photograph into a scratch folder."""
+    from src.segment import Options, segment
+
+    options = Options(outputs=outputs)
+    with tempfile.TemporaryDirectory() as scratch:
+        segment([str(photos[0])], Path(scratch), weights, options)
+    with Clock() as clock:
+        failures = segment([str(path) for path in photos], out_dir, weights, options)
+    if failures:
+        raise SystemExit(f"error: {failures} photographs failed")
+    return clock
+
+
+def script(photos_dir: Path, weights: Path, out_dir: Path) -> tuple[Clock, int]:
+    """The time of ``run_prediction.py`` into ``out_dir``, and how many files in it the run wrote or replaced."""
+    before = {path: path.stat().st_mtime_ns for path in out_dir.glob("*")} if out_dir.is_dir() else {}
+    command = [sys.executable, str(REPO / "run_prediction.py"), str(photos_dir), "-o", str(out_dir)]
+    with Clock(resource.RUSAGE_CHILDREN) as clock:
+        completed = subprocess.run([*command, "--weights", str(weights)], capture_output=True, text=True)
+    if completed.returncode:
+        sys.stderr.write(completed.stderr[-3000:])
+        raise SystemExit(f"error: run_prediction.py failed (exit {completed.returncode})")
+    written = sum(before.get(path) != path.stat().st_mtime_ns for path in out_dir.glob("*"))
+    return clock, written
+
+
+def run_single(mode: str, photos_dir: Path, weights: Path, work: Path) -> dict:
+    photos = expand(str(photos_dir))
+    row = {"mode": mode, "images": len(photos)}
+    if mode == "network":
+        clock = network_alone(photos, weights)
+    elif mode in ("all", "probability"):
+        outputs = OUTPUTS if mode == "all" else ("probability",)
+        clock = end_to_end(photos, weights, outputs, Path(tempfile.mkdtemp(prefix=f"{mode}.", dir=work)))
+    else:
+        clock, row["files_written"] = script(photos_dir, weights, work / "script")
+    peak = common.peak_rss_mb()
+    if mode in ("first_run", "rerun"):  # the script ran in a child process
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    count = len(photos)
+    return row | {"seconds": clock.wall, "seconds_per_image": clock.wall / count,
+                  "cpu_per_image": clock.cpu / count, "peak_rss_mb": peak}  # fmt: skip
+
+
+def mean_rows(rows: list[dict]) -> list[dict]:
+    """One row per mode, in the modes' order: its times and memory averaged over the rounds (counts: the first's)."""
+    by_mode = {}
+    for row in rows:
+        by_mode.setdefault(row["mode"], []).append(row)
+    return [
+        {
+            key: float(np.mean([run[key] for run in runs])) if isinstance(value, float) else value
+            for key, value in runs[0].items()
+        }
+        for runs in by_mode.values()
+    ]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=Path, help="a folder of your own photographs (default: enlarged STARE)")
+    parser.add_argument("--stare", type=Path, default=default_stare(), help="STARE's stare-images folder")
+    parser.add_argument("--images", type=int, default=10, help="STARE photographs to enlarge (default 10)")
+    parser.add_argument("--weights", type=Path, default=REPO / "test" / "test_best.weights.h5")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
+    parser.add_argument("--rounds", type=int, default=1, help="times each mode runs, in turn (default 1)")
+    parser.add_argument("--single", help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.single:
+        print(json.dumps(run_single(args.single, args.photos, args.weights, args.work)))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench_prediction.") as work:
+        work = Path(work)
+        photos = args.photos
+        if photos is None:
+            photos = work / "photos"
+            write_large_photographs(args.stare, args.images, photos)
+        forwarded = ["--photos", str(photos), "--weights", str(args.weights), "--work", str(work)]
+        modes = args.modes.split(",")
+        rows = []
+        for _ in range(args.rounds):  # first_run and rerun of one round share their folder
+            shutil.rmtree(work / "script", ignore_errors=True)
+            rows += common.run_modes("benchmarks.bench_prediction", modes, forwarded)
+        rows = mean_rows(rows)
+        size = Image.open(expand(str(photos))[0]).size
+    network = next((row for row in rows if row["mode"] == "network"), None)
+    for row in rows:
+        if network:
+            row["vs_network"] = row["seconds_per_image"] / network["seconds_per_image"]
+            row["cpu_vs_network"] = row["cpu_per_image"] / network["cpu_per_image"]
+    print(f"\n{rows[0]['images']} photographs of {size[0]}x{size[1]} px from {args.photos or args.stare}; "
+          f"weights {args.weights}; default settings (whole image, FOV rescaled to 540 px); "
+          f"mean of {args.rounds} round(s)\n")  # fmt: skip
+    common.print_table(
+        [
+            ("mode", "mode", "s"),
+            ("seconds_per_image", "s / image", ".2f"),
+            ("vs_network", "x the network", ".2f"),
+            ("cpu_per_image", "CPU s / image", ".2f"),
+            ("cpu_vs_network", "CPU x the network", ".2f"),
+            ("seconds", "total s", ".1f"),
+            ("peak_rss_mb", "peak RSS (MiB)", ".0f"),
+            ("files_written", "files written", "d"),
+        ],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""run_prediction.py's output folder: its files, the settings its results were made with, its summary (one row
+per photograph, kept across runs), which photographs are done, and shards and their merge.
+
+A photograph is done when a summary row names it and each output file chosen exists: the row is written after
+the files, and every file is written atomically, so an interrupted run leaves nothing that looks done and is not.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+from lib.errors import UserError
+from lib.files import file_id
+from lib.imageio import read_csv, write_csv, write_text
+
+OUTPUTS = ("probability", "vessels", "overlay", "fov")
+SUMMARY = "summary.csv"
+SETTINGS = "settings.json"
+PART = re.compile(r"summary\.part-(\d+)-of-(\d+)\.csv")
+WEIGHTS_PATH = "weights"  # shown to the user; the weights' content is compared through WEIGHTS_DIGEST
+WEIGHTS_DIGEST = "weights_sha256"
+
+
+def parse_outputs(text: str) -> tuple[str, ...]:
+    """The outputs named in a comma-separated list, in OUTPUTS' order; an unknown name is a UserError."""
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in OUTPUTS]
+    if unknown:
+        raise UserError(
+            f"--outputs {text}: unknown output {unknown[0]!r}; choose from {','.join(OUTPUTS)}, comma-separated"
+        )
+    return tuple(name for name in OUTPUTS if name in names)
+
+
+def output_path(out_dir: Path, name: str, kind: str) -> Path:
+    return out_dir / f"{name}_{kind}.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Part ``index`` (counted from 1) of ``count``: every count-th photograph of the sorted list from the
+    index-th on, so the parts are disjoint, together hold every photograph and differ in size by one at most."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+        if not match:
+            raise UserError(f"--shard {text}: expected K/N, the K-th of N parts counted from 1 (for example 2/8)")
+        index, count = map(int, match.groups())
+        if count < 1:
+            raise UserError(f"--shard {text}: N must be at least 1 (K/N is the K-th of N parts)")
+        if not 1 <= index <= count:
+            raise UserError(f"--shard {text}: K must be between 1 and N ({count}); parts are counted from 1")
+        return cls(index, count)
+
+    def select(self, items: list) -> list:
+        return items[self.index - 1 :: self.count]
+
+
+def summary_path(out_dir: Path, shard: Shard | None) -> Path:
+    """``summary.csv``, or a shard's own part ``summary.part-K-of-N.csv``."""
+    return out_dir / (SUMMARY if shard is None else f"summary.part-{shard.index}-of-{shard.count}.csv")
+
+
+def summary_files(out_dir: Path) -> list[Path]:
+    """The summary and the summary parts in ``out_dir``."""
+    if not out_dir.is_dir():
+        return []
+    return sorted(path for path in out_dir.iterdir() if path.name == SUMMARY or PART.fullmatch(path.name))
+
+
+def weights_digest(path: Path) -> str:
+    """The SHA-256 of a weights file: the same weights under another name are the same model, and a file
+    retrained in place is another."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_settings(out_dir: Path, settings: dict) -> None:
+    write_text(out_dir / SETTINGS, json.dumps(settings, indent=2) + "\n")
+
+
+def read_settings(out_dir: Path) -> dict | None:
+    """The settings recorded in ``out_dir`` (None when there are none); an unreadable file reads as {}."""
+    try:
+        settings = json.loads((out_dir / SETTINGS).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+def settings_difference(out_dir: Path, settings: dict) -> str | None:
+    """How the settings of the results already in ``out_dir`` differ from ``settings``, for one line:
+    None when they are the same or the folder holds no results."""
+    stored = read_settings(out_dir)
+    if stored is None:
+        return f"unknown settings (no {SETTINGS})" if summary_files(out_dir) else None
+    if not stored:
+        return f"unknown settings ({SETTINGS} unreadable)"
+    for key, value in settings.items():
+        if key == WEIGHTS_PATH or stored.get(key) == value:
+            continue
+        if key == WEIGHTS_DIGEST:
+            then, now = stored.get(WEIGHTS_PATH), settings[WEIGHTS_PATH]
+            return f"weights {then} there, {now} now" + (" (the file changed since)" if then == now else "")
+        return f"{key} {stored.get(key, 'not recorded')} there, {value} now"
+    return None
+
+
+def summary_rows(path: Path) -> dict[str, dict]:
+    """The rows of a summary file by photograph id (the file name before its first dot)."""
+    return {file_id(Path(row["image"])): row for row in read_csv(path) if row.get("image")}
+
+
+class Summary:
+    """A summary file's rows by photograph id, rewritten whole (atomically) by ``write`` and, while rows are added,
+    at most every ``interval`` seconds: one file per run folder or shard, never appended to."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...], interval: float):
+        self.path, self.columns, self.interval = path, columns, interval
+        self.rows = summary_rows(path)
+        self.written_at = time.monotonic()
+
+    def add(self, row: dict) -> None:
+        self.rows[file_id(Path(row["image"]))] = row
+        if time.monotonic() - self.written_at > self.interval:
+            self.write()
+
+    def write(self) -> None:
+        write_csv(self.path, sorted(self.rows.values(), key=lambda row: row["image"]), self.columns)
+        self.written_at = time.monotonic()
+
+
+def is_done(row: dict | None, image: Path, out_dir: Path, outputs: tuple[str, ...]) -> bool:
+    """Whether ``row`` is the summary row of ``image`` and every output file of it exists."""
+    return (
+        row is not None
+        and same_file(row["image"], image)
+        and all(output_path(out_dir, file_id(image), kind).is_file() for kind in outputs)
+    )
+
+
+def same_file(first, second) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:  # one of them is gone (or was given relative to another folder)
+        return False
+
+
+def merged_rows(out_dir: Path) -> tuple[list[dict], list[str], list[str]]:
+    """The rows of every summary file in ``out_dir``, one per photograph (a later-written file's row wins),
+    sorted by image; their columns; and the parts missing from each K/N series, as 'part K of N'."""
+    files = sorted(summary_files(out_dir), key=lambda path: path.stat().st_mtime)
+    rows, columns, parts = {}, {}, set()
+    for path in files:
+        for name, row in summary_rows(path).items():
+            rows[name] = row
+            columns |= dict.fromkeys(row)
+        if match := PART.fullmatch(path.name):
+            parts.add(tuple(map(int, match.groups())))
+    missing = [
+        f"part {index} of {count}"
+        for count in sorted({count for _, count in parts})
+        for index in range(1, count + 1)
+        if (index, count) not in parts
+    ]
+    return sorted(rows.values(), key=lambda row: row["image"]), list(columns), missing
+
+
+def merge_summaries(out_dir: Path) -> tuple[Path, int, list[str]]:
+    """Write ``summary.csv`` from the summary parts of ``out_dir`` (and an earlier summary.csv): the file, its
+    number of rows, and the parts missing (UserError when there are no parts)."""
+    if not any(PART.fullmatch(path.name) for path in summary_files(out_dir)):
+        raise UserError(f"{out_dir}: no summary parts (summary.part-K-of-N.csv) to merge; run with --shard K/N first")
+    rows, columns, missing = merged_rows(out_dir)
+    write_csv(out_dir / SUMMARY, rows, tuple(columns))
+    return out_dir / SUMMARY, len(rows), missing
