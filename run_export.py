@@ -4,10 +4,8 @@ import argparse
 from pathlib import Path
 
 from lib.errors import UserError
-from lib.experiment import Experiment
-from src.cli import run_cli
+from src.cli import add_model_options, run_cli, weights_from
 
-REPO = Path(__file__).resolve().parent
 FORMATS = ("savedmodel", "tflite", "onnx")  # the keys of src.export.FORMATS, listed here so --help needs no TensorFlow
 EPILOG = """\
 The exported model takes input "image": preprocessed gray images (lib.preprocessing.preprocess), float32 in
@@ -36,18 +34,7 @@ def parser() -> argparse.ArgumentParser:
     result = Parser(description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     result.add_argument("--format", required=True, choices=FORMATS, help="what to write")
     result.add_argument("-o", "--output", required=True, type=Path, help="the file to write (a folder for savedmodel)")
-    weights = result.add_mutually_exclusive_group()
-    weights.add_argument(
-        "--model",
-        type=Path,
-        default=REPO / "test",
-        help="experiment folder whose <name>_best.weights.h5 is exported (default: the shipped reference model, test/)",
-    )
-    weights.add_argument(
-        "--weights",
-        type=Path,
-        help="a weights file instead: this project's .weights.h5 or the published Keras-1 test_best_weights.h5",
-    )
+    add_model_options(result, "exported")
     return result
 
 
@@ -55,7 +42,7 @@ def main(argv=None) -> None:
     args = parser().parse_args(argv)
     from src.export import export  # imports TensorFlow: only once the arguments are known to be good
 
-    verification = export(args.weights or Experiment.in_folder(args.model).weights("best"), args.format, args.output)
+    verification = export(weights_from(args), args.format, args.output)
     print(f"wrote {args.output} ({args.format}); {verification}")
 
 

@@ -4,14 +4,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from lib.experiment import Experiment
 from lib.inference import PUBLISHED_PATCH_HW, Inference
 from lib.metrics import THRESHOLD
 from lib.rescale import DRIVE_FOV_DIAMETER, MAX_UPSCALE, RESCALE_TOLERANCE
 from lib.run_folder import OUTPUTS, SETTINGS, SUMMARY, Shard, merge_summaries, parse_outputs
-from src.cli import run_cli
+from src.cli import add_model_options, run_cli, weights_from
 
-REPO = Path(__file__).resolve().parent
 EPILOG = f"""\
 Writes per image <id>_probability.png (8-bit), <id>_vessels.png (probability >= threshold),
 <id>_overlay.png (vessels tinted on the photograph) and <id>_fov.png (the FOV used), as
@@ -51,17 +49,7 @@ def parser() -> argparse.ArgumentParser:
         help="image files, folders or quoted glob patterns: .jpg .jpeg .png .tif .tiff .gif .ppm .ppm.gz",
     )
     result.add_argument("-o", "--output", type=Path, default=Path("predictions"), help="output folder (./predictions)")
-    result.add_argument(
-        "--model",
-        type=Path,
-        default=REPO / "test",
-        help="experiment folder whose <name>_best.weights.h5 is used (default: the shipped reference model, test/)",
-    )
-    result.add_argument(
-        "--weights",
-        type=Path,
-        help="a weights file instead: this project's .weights.h5 or the published Keras-1 test_best_weights.h5",
-    )
+    add_model_options(result, "used")
     result.add_argument(
         "--masks",
         help="FOV masks (white inside), a folder or quoted pattern, matched by the name before the first dot "
@@ -133,7 +121,7 @@ def main(argv=None) -> int:
         inference = Inference(mode="flips" if args.flips else "whole", patch_hw=PUBLISHED_PATCH_HW)
     fov_diameter = None if args.no_rescale else args.fov_diameter
     options = Options(inference, fov_diameter=fov_diameter, threshold=args.threshold, outputs=outputs)
-    weights = args.weights or Experiment.in_folder(args.model).weights("best")
+    weights = weights_from(args)
     failures = segment(args.images, args.output, weights, options, args.masks, args.labels, shard, args.overwrite)
     return 1 if failures else 0
 

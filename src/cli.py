@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lib.config import load_config
 from lib.errors import UserError
+from lib.experiment import Experiment
 
 
 def parser(description: str, config: str = "configuration.txt") -> argparse.ArgumentParser:
@@ -26,6 +27,31 @@ def parser(description: str, config: str = "configuration.txt") -> argparse.Argu
 
 def config_from(args):
     return load_config(args.config)
+
+
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "test"  # the reference experiment shipped in test/
+
+
+def add_model_options(parser: argparse.ArgumentParser, used_for: str) -> None:
+    """``--model DIR`` (an experiment folder, default the shipped reference model) or ``--weights PATH``."""
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--model",
+        type=Path,
+        default=SHIPPED_MODEL,
+        help=f"experiment folder whose <name>_best.weights.h5 is {used_for} (default: the shipped reference model, "
+        "test/)",
+    )
+    choice.add_argument(
+        "--weights",
+        type=Path,
+        help="a weights file instead: this project's .weights.h5 or the published Keras-1 test_best_weights.h5",
+    )
+
+
+def weights_from(args) -> Path:
+    """The weights file that ``add_model_options``' arguments name."""
+    return args.weights or Experiment.in_folder(args.model).weights("best")
 
 
 
