@@ -27,6 +27,12 @@ def main():
             f"accuracy {results['accuracy']:.4f}  sensitivity {results['sensitivity']:.4f}  "
             f"specificity {results['specificity']:.4f}  ({results['seconds_per_image']:.1f} s/image)"
         )
+        mean, std = results["per_image_mean"], results["per_image_std"]
+        spread = {key: "" if value is None else f" ± {value:.4f}" for key, value in std.items()}
+        print(
+            f"per image (mean ± std over {results['images']} images): AUC ROC {mean['auc_roc']:.4f}"
+            f"{spread['auc_roc']}  F1 {mean['f1']:.4f}{spread['f1']}; table in per_image.csv"
+        )
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ class TrainingSettings:
     lr_schedule: str
     precision: str
     initial_weights: Path | None  # start from these weights instead of a random initialisation
+    tensorboard: bool  # write TensorBoard event files to <name>/tensorboard/
 
     @property
     def where(self) -> str:
@@ -242,6 +243,7 @@ def load_config(path) -> Config:
             lr_schedule=training.choice("lr_schedule", "constant", ("constant", "cosine")),
             precision=training.choice("precision", "float32", PRECISIONS),
             initial_weights=Path(initial_weights) if initial_weights else None,
+            tensorboard=training.boolean("tensorboard", False),
         ),
         testing=TestingSettings(
             source=path,

@@ -58,6 +58,8 @@ class Experiment:
     configuration = _File("configuration.txt")  # the copy of the configuration the training used
     training_log = _File("training.log")
     testing_log = _File("testing.log")
+    training_curves = _File("training_curves.png")  # loss and accuracy per epoch, redrawn after each one
+    tensorboard = _File("tensorboard")  # folder of TensorBoard event files ([training settings] tensorboard)
 
     def read_state(self) -> TrainingState | None:
         """The state after the last finished epoch; None before the first one finished."""
@@ -74,15 +76,28 @@ class Experiment:
     def write_state(self, state: TrainingState) -> None:
         write_text(self.state_file, json.dumps(dataclasses.asdict(state)))
 
+    def read_history(self) -> dict[str, list[float]]:
+        """The history's columns (``epoch``, ``loss``, ``val_loss``, ...), one value per finished epoch; a value
+        Keras could not log ("NA") is NaN. Empty before the first epoch."""
+        if not self.history.is_file():
+            return {}
+        with open(self.history, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return {key: [_number(row[key]) for row in rows] for key in (rows[0] if rows else {})}
+
     def training_minutes(self) -> float | None:
         """Minutes of training over every sitting, from the history's ``minutes`` column (it restarts at each
         resume); None before the first epoch."""
-        if not self.history.is_file():
-            return None
-        with open(self.history, newline="") as handle:
-            minutes = [float(row["minutes"]) for row in csv.DictReader(handle) if row.get("minutes")]
+        minutes = [value for value in self.read_history().get("minutes", []) if not math.isnan(value)]
         if not minutes:
             return None
         restarts = [before for before, after in zip(minutes, minutes[1:], strict=False) if after < before]
         return sum(restarts) + minutes[-1]
 
+
+def _number(text: str | None) -> float:
+    """A history value as a float; NaN for what is no number (Keras writes "NA" for a value it lacked)."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan

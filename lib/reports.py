@@ -38,7 +38,13 @@ PUBLISHED_STARE_TABLE = (
     ("Liskowski et al. (other FOV definition)", 0.9930),
     ("published retina-unet", PUBLISHED_STARE_MEAN),
 )
-TABLE_COLUMNS = ("auc_roc", "auc_pr", "accuracy", "sensitivity", "specificity", "f1")
+# The per-image table's metrics, each on that image's FOV pixels (DRIVE's per_image.csv, STARE's leave_one_out.csv)
+PER_IMAGE_METRICS = ("auc_roc", "auc_pr", "f1", "accuracy", "sensitivity", "specificity", "jaccard")
+# The published leave-one-out AUC of each STARE image, a column set beside this project's STARE tables
+PUBLISHED_STARE_COLUMN = (
+    "published_leave_one_out_auc_roc",
+    PUBLISHED_STARE_AUC | {"mean": PUBLISHED_STARE_MEAN, "std": PUBLISHED_STARE_STD},
+)
 RATES = ("accuracy", "sensitivity", "specificity", "f1")
 
 
@@ -63,28 +69,46 @@ def drive_comparison(results: dict, label: str) -> str:
 
 def auc_summary(rows: list[dict]) -> dict:
     """Mean and sample standard deviation (n - 1, as the published ± .0113) of the per-image AUC ROC."""
-    auc = np.array([row["auc_roc"] for row in rows])
+    summary = per_image_summary(rows)
     return {
         "auc_roc_per_image": {row["id"]: row["auc_roc"] for row in rows},
-        "auc_roc_mean": float(auc.mean()),
-        "auc_roc_std": float(auc.std(ddof=1)) if len(auc) > 1 else None,
+        "auc_roc_mean": summary["per_image_mean"]["auc_roc"],
+        "auc_roc_std": summary["per_image_std"]["auc_roc"],
     }
 
 
-def per_image_csv(rows: list[dict]) -> str:
-    """One row per image (``TABLE_COLUMNS``, the published leave-one-out AUC beside), then mean and std."""
+def per_image_summary(rows: list[dict]) -> dict:
+    """``PER_IMAGE_METRICS`` of each image (``id`` first), their mean and sample standard deviation (n - 1,
+    as papers report mean ± std over images; None for a single image)."""
+    values = np.array([[row[key] for key in PER_IMAGE_METRICS] for row in rows], dtype=np.float64)
+    mean = values.mean(axis=0) if rows else np.full(len(PER_IMAGE_METRICS), np.nan)
+    spread = values.std(axis=0, ddof=1) if len(rows) > 1 else np.full(len(PER_IMAGE_METRICS), np.nan)
+
+    def named(numbers) -> dict:
+        pairs = zip(PER_IMAGE_METRICS, numbers, strict=True)
+        return {key: None if np.isnan(value) else float(value) for key, value in pairs}
+
+    return {
+        "per_image": [{"id": row["id"]} | {key: float(row[key]) for key in PER_IMAGE_METRICS} for row in rows],
+        "per_image_mean": named(mean),
+        "per_image_std": named(spread),
+    }
+
+
+def per_image_csv(rows: list[dict], beside: tuple[str, dict] | None = None) -> str:
+    """One row per image (``PER_IMAGE_METRICS``), then the mean and std rows; ``beside`` is an extra column,
+    (header, value by image id, "mean" and "std"), e.g. ``PUBLISHED_STARE_COLUMN``."""
+    summary = per_image_summary(rows)
+    header, extra = beside or (None, {})
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["image", *TABLE_COLUMNS, "published_leave_one_out_auc_roc"])
-    for row in rows:
-        writer.writerow(
-            [row["id"], *(f"{row[key]:.6f}" for key in TABLE_COLUMNS), PUBLISHED_STARE_AUC.get(row["id"], "")]
-        )
+    writer.writerow(["image", *PER_IMAGE_METRICS, *([header] if header else [])])
+    labelled = [(row["id"], row) for row in summary["per_image"]]
     if rows:
-        values = np.array([[row[key] for key in TABLE_COLUMNS] for row in rows])
-        spread = values.std(axis=0, ddof=1) if len(rows) > 1 else np.full(len(TABLE_COLUMNS), np.nan)
-        writer.writerow(["mean", *(f"{v:.6f}" for v in values.mean(axis=0)), f"{PUBLISHED_STARE_MEAN}"])
-        writer.writerow(["std", *(f"{v:.6f}" for v in spread), f"{PUBLISHED_STARE_STD}"])
+        labelled += [("mean", summary["per_image_mean"]), ("std", summary["per_image_std"])]
+    for label, values in labelled:
+        numbers = ["nan" if values[key] is None else f"{values[key]:.6f}" for key in PER_IMAGE_METRICS]
+        writer.writerow([label, *numbers, *([extra.get(label, "")] if header else [])])
     return buffer.getvalue()
 
 

@@ -22,10 +22,8 @@ def run_cross_dataset(config, settings, weights: Path, by_patches: bool = False)
     out_dir = settings.results_folder / f"cross_dataset_{Path(weights).name.split('.')[0]}"
     check_writable(out_dir)
     predictions, seconds = predict_images(model, data["images"], inference, data["masks"])
-    rows = []
+    rows = m.evaluate_each_image(data["truths"], predictions, data["masks"], data["ids"])
     for index, image_id in enumerate(data["ids"]):
-        scores = m.evaluate_fov(data["truths"][index], predictions[index], data["masks"][index]).metrics
-        rows.append(scores | {"id": str(image_id)})
         write_png(out_dir / f"{image_id}.png", comparison_picture(data, predictions, index))
     pooled = evaluate_test_set(data, predictions).metrics
     summary = reports.auc_summary(rows) | {
@@ -36,7 +34,7 @@ def run_cross_dataset(config, settings, weights: Path, by_patches: bool = False)
         "second_observer": pooled.pop("second_observer"),
         "pooled": pooled,
     }
-    write_text(out_dir / "cross_dataset.csv", reports.per_image_csv(rows))
+    write_text(out_dir / "cross_dataset.csv", reports.per_image_csv(rows, reports.PUBLISHED_STARE_COLUMN))
     write_text(out_dir / "cross_dataset.md", reports.stare_auc_markdown(rows, summary, f"weights {weights}"))
     write_text(out_dir / "summary.json", m.metrics_json(summary))
     return summary

@@ -28,7 +28,7 @@ from src.model import load_trained_model
 from src.testing import check_writable, comparison_picture, human_reference, load_test_set, predict_images
 from src.training import fit
 
-RESULT_KEYS = ("id", *reports.TABLE_COLUMNS)
+RESULT_KEYS = ("id", *reports.PER_IMAGE_METRICS)
 
 
 def load_stare(config) -> dict:
@@ -182,7 +182,7 @@ def write_summary(config, settings, data: dict) -> dict:
             "training_minutes_mean": float(np.mean(minutes)) if minutes else None,
             "mode": rows[0]["mode"],
         }
-    write_text(folder / "leave_one_out.csv", reports.per_image_csv(rows))
+    write_text(folder / "leave_one_out.csv", reports.per_image_csv(rows, reports.PUBLISHED_STARE_COLUMN))
     write_text(
         folder / "leave_one_out.md",
         reports.stare_auc_markdown(rows, summary, reports.PUBLISHED_STARE_SUMMARY)

@@ -14,8 +14,8 @@ from lib.imageio import write_png, write_text
 from lib.inference import Inference
 from lib.preprocessing import preprocess
 from lib.progress import progress
-from lib.reports import drive_comparison
-from lib.visualize import group_images, save_curve, save_grid, to_uint8
+from lib.reports import drive_comparison, per_image_csv, per_image_summary
+from lib.visualize import group_images, save_curve, save_grid, save_per_image_chart, to_uint8
 from src.model import load_trained_model
 from src.prediction import predict_image
 
@@ -117,6 +117,12 @@ def evaluate_test_set(test_set: dict, predictions: np.ndarray) -> m.Evaluation:
     return evaluation
 
 
+def ids_in_test_order(count: int) -> list[str]:
+    """The ids of the first ``count`` test images. The HDF5 files hold no ids, so they are numbered in test-set
+    order, 01, 02, ...: DRIVE's own test ids, which prepare_datasets_DRIVE.py writes in that order."""
+    return [f"{number:02d}" for number in range(1, count + 1)]
+
+
 def human_reference(test_set: dict) -> dict:
     """The second observer against the ground truth on the FOV pixels: what a human scores."""
     y_true = m.fov_pixels(test_set["truths"], test_set["masks"])
@@ -136,7 +142,9 @@ def run_test(config, weights_path: Path | None = None, out_dir: Path | None = No
 
     predictions, seconds_per_image = predict_images(model, test_set["images"], testing.inference, test_set["masks"])
     evaluation = evaluate_test_set(test_set, predictions)
-    results = evaluation.metrics | {
+    ids = ids_in_test_order(len(predictions))
+    per_image = m.evaluate_each_image(test_set["truths"], predictions, test_set["masks"], ids)
+    results = evaluation.metrics | per_image_summary(per_image) | {
         "weights": str(weights_path),
         "images": len(predictions),
         "seconds_per_image": seconds_per_image,
@@ -160,6 +168,8 @@ def run_test(config, weights_path: Path | None = None, out_dir: Path | None = No
         f"Area Under the Curve (AUC = {results['auc_pr']:.4f})",
     )
     save_pictures(out_dir, config.name, testing.N_group_visual, test_set, predictions)
+    write_text(out_dir / "per_image.csv", per_image_csv(per_image))
+    save_per_image_chart(out_dir / "per_image.png", per_image)
     write_text(out_dir / "performances.txt", m.performances_text(results))
     timing = {"seconds_per_image"}  # varies run to run: printed, not written, so a rerun rewrites identical files
     write_text(out_dir / "performances.json", m.metrics_json({k: v for k, v in results.items() if k not in timing}))

@@ -6,6 +6,7 @@ the last ``validation_split`` of them, i.e. of the last images, for validation):
 afresh each epoch with tf.data and never holds them all.
 """
 
+import importlib.util
 import itertools
 import math
 import shutil
@@ -23,7 +24,7 @@ from lib.experiment import WEIGHTS_SUFFIX, Experiment, TrainingState
 from lib.imageio import atomic_path, write_text
 from lib.patches import allowed_centres, crop_patches, extract_random, fov_radius_for_patch, sample_centres
 from lib.preprocessing import preprocess
-from lib.visualize import save_grid
+from lib.visualize import save_grid, save_training_curves
 from src.backend import keras, tf
 from src.model import build_unet, load_weights
 
@@ -193,6 +194,69 @@ class SafeCheckpoints(keras.callbacks.Callback):
             weights_only.save_weights(temp)
 
 
+class TrainingCurves(keras.callbacks.Callback):
+    """After every epoch, ``training_curves.png`` redrawn from the whole history CSV, so that after a resume it
+    shows every epoch; placed after the CSVLogger, which has written the epoch's row by then."""
+
+    def __init__(self, experiment: Experiment):
+        super().__init__()
+        self.experiment = experiment
+
+    def on_epoch_end(self, epoch, logs=None):
+        history = self.experiment.read_history()
+        if {"epoch", "val_loss"} <= history.keys():
+            save_training_curves(self.experiment.training_curves, history)
+
+
+class ValidationPictures(keras.callbacks.Callback):
+    """Each epoch, a few validation patches (preprocessed, ground truth, vessel probability side by side) as
+    TensorBoard images in the validation run, step = epoch as Keras' scalars: how the predictions sharpen."""
+
+    def __init__(self, log_dir: Path, patches: np.ndarray, labels: np.ndarray, count: int = 4):
+        super().__init__()
+        chosen = np.linspace(0, len(patches) - 1, min(count, len(patches))).astype(int)  # spread over the set
+        self.patches, self.labels = patches[chosen], labels[chosen].astype(np.float32)
+        self.log_dir, self.writer = log_dir, None
+
+    def on_train_begin(self, logs=None):
+        self.writer = tf.summary.create_file_writer(str(self.log_dir))  # one event file per training session
+
+    def on_epoch_end(self, epoch, logs=None):
+        probability = self.model.predict(self.patches, verbose=0)[..., 1].astype(np.float32)
+        strips = np.concatenate([self.patches[..., 0], self.labels, probability], axis=2)[..., None]
+        with self.writer.as_default():
+            tf.summary.image(
+                "validation patches",
+                strips,
+                step=epoch,
+                max_outputs=len(strips),
+                description="left to right: the preprocessed patch, its ground truth, the predicted vessel probability",
+            )
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        self.writer.close()
+
+
+def tensorboard_callbacks(experiment: Experiment, validation: tuple[np.ndarray, np.ndarray]) -> list:
+    """Keras' TensorBoard scalars (loss, accuracy, learning rate per epoch, in ``train/`` and ``validation/``) and
+    the validation pictures; a resumed training appends new event files, at the following epochs."""
+    folder = experiment.tensorboard
+    return [
+        keras.callbacks.TensorBoard(log_dir=str(folder), write_graph=False),
+        ValidationPictures(folder / "validation", *validation),
+    ]
+
+
+def check_tensorboard(settings: TrainingSettings) -> None:
+    """tf.summary writes nothing without the tensorboard package (TensorFlow no longer installs it)."""
+    if settings.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise UserError(
+            f"{settings.where} tensorboard = True needs the tensorboard package; install it "
+            "(pip install -r requirements.txt) or set tensorboard = False"
+        )
+
+
 def load_checkpoint(path: Path, settings: TrainingSettings) -> keras.Model:
     """The model and optimizer state saved after the last finished epoch, checked against the configuration."""
     if not zipfile.is_zipfile(path):  # Keras would report "File not found" for a damaged archive
@@ -257,8 +321,9 @@ def prepare_experiment_folder(experiment: Experiment, resume: bool, overwrite: b
             f"{folder}/: cannot create the experiment folder ({error.strerror or error}); "
             "move the file of that name away or change [experiment name] name"
         ) from None
-    for stale in (experiment.state_file, experiment.checkpoint, experiment.history):
+    for stale in (experiment.state_file, experiment.checkpoint, experiment.history, experiment.training_curves):
         stale.unlink(missing_ok=True)
+    shutil.rmtree(experiment.tensorboard, ignore_errors=True)  # a fresh training starts a fresh dashboard
     return TrainingState()
 
 
@@ -323,6 +388,7 @@ def fit(
     Keras callbacks, run after the checkpoints (the training-curve benchmark's evaluation).
     """
     check_patch_settings(settings, images.shape)
+    check_tensorboard(settings)
     if not resume and settings.initial_weights is not None:
         initial_model(settings)  # a missing or foreign file is reported before anything is written
     state = prepare_experiment_folder(experiment, resume, overwrite)
@@ -381,6 +447,8 @@ def fit(
         callbacks=[
             checkpoints,
             keras.callbacks.CSVLogger(str(experiment.history), append=True),
+            TrainingCurves(experiment),
+            *(tensorboard_callbacks(experiment, data["validation"]) if settings.tensorboard else ()),
             *callbacks,
         ],
     )

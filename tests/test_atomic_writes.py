@@ -19,13 +19,16 @@ SOURCES = ("lib/*.py", "src/*.py", "*.py")
 ALLOWED = {
     # the nohup log, the process's own stdout and stderr, appended a line at a time as the user reads it
     ("src/cli.py", "log_to", "open"),
-    # the exporters write the temporary path their caller src.export.export got from atomic_path/atomic_folder
+    # Keras' CSVLogger appends a row per finished epoch to training_history.csv (a kill can only cut the last
+    # row short); --resume drops the rows of epochs that were not checkpointed (src.training.trim_history)
+    ("src/training.py", "fit", "CSVLogger"),
+    # TensorBoard's event files ([training settings] tensorboard): its writers append CRC-checked records, which
+    # TensorBoard reads while they grow and whose cut-short last one it skips; a resume starts new files
+    ("src/training.py", "tensorboard_callbacks", "TensorBoard"),
+    ("src/training.py", "on_train_begin", "create_file_writer"),
+    # the export writers are handed the temporary path of the caller's atomic_path (src.export.atomic_output)
     ("src/export.py", "write_tflite", "write_bytes"),
     ("src/export.py", "write_onnx", "save"),
-    # Keras' CSVLogger appends a row per finished epoch to training_history.csv (a kill can only cut the last
-    # row short); --resume drops the rows
-    # of epochs that were not checkpointed (src.training.trim_history)
-    ("src/training.py", "fit", "CSVLogger"),
 }
 
 # Calls that write the file named by their first argument (or the keyword given).
@@ -42,6 +45,7 @@ WRITES_FIRST_ARGUMENT = {
     "ModelCheckpoint": "filepath",
     "BackupAndRestore": "backup_dir",
     "TensorBoard": "log_dir",
+    "create_file_writer": "logdir",  # tf.summary
 }
 WRITES_RECEIVER = ("write_text", "write_bytes")  # pathlib.Path methods
 SHUTIL_WRITES = ("copyfile", "copy", "copy2", "copytree", "move")  # write their second argument

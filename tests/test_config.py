@@ -97,6 +97,7 @@ PUBLISHED_DEFAULTS = {
         "lr_schedule": "constant",
         "precision": "float32",
         "initial_weights": None,
+        "tensorboard": False,
     },
     # whole_image, flip_tta, predict_batch_size and precision make up the inference value, checked below
     cfg.TestingSettings: {},
@@ -234,6 +235,19 @@ def test_bad_optional_values_name_the_key(tmp_path, section, line, key):
     path.write_text(replace(PUBLISHED, f"[{section}]\n", f"[{section}]\n{line}\n"))
     with pytest.raises(UserError, match=key):
         load_config(path)
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "Tru"])
+def test_a_bad_tensorboard_value_is_one_line(tmp_path, value):
+    path = tmp_path / "configuration.txt"
+    path.write_text(replace(PUBLISHED, "[training settings]\n", f"[training settings]\ntensorboard = {value}\n"))
+    with pytest.raises(UserError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert message == (
+        f"{path}: [training settings] tensorboard = '{value.lower()}' is not True or False; "
+        "write tensorboard = True or tensorboard = False"
+    )
 
 
 def test_missing_file_is_a_user_error(tmp_path):

@@ -1,7 +1,7 @@
 """The three published scripts run as a user runs them, on a tiny synthetic DRIVE: prepare -> train -> test.
 
-One experiment (4 training / 2 test images of 96x90, 16x16 patches, 2 epochs) is shared by the module;
-tests that change it work on a copy.
+One experiment (4 training / 2 test images of 96x90, 16x16 patches, 2 epochs, TensorBoard on) is shared by
+the module; tests that change it work on a copy.
 """
 
 import json
@@ -32,7 +32,9 @@ TRAINING_FILES = [
     "sample_input_masks.png",
     "configuration.txt",
     "training_history.csv",
+    "training_curves.png",
 ]
+TENSORBOARD = {"training settings": {"tensorboard": "True"}}
 TESTING_FILES = [
     "performances.txt",
     "performances.json",
@@ -42,13 +44,15 @@ TESTING_FILES = [
     "all_predictions.png",
     "all_groundTruths.png",
     "exp_Original_GroundTruth_Prediction0.png",
+    "per_image.csv",
+    "per_image.png",
 ]
 
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory, synthetic_drive):
     folder = tmp_path_factory.mktemp("e2e")
-    config = make_config(folder, tiny=True)
+    config = make_config(folder, tiny=True, overrides=TENSORBOARD)
     runs = {}
     runs["prepare"] = run_script(
         "prepare_datasets_DRIVE.py", "--drive", synthetic_drive, "--config", config, cwd=folder
@@ -133,6 +137,81 @@ def test_testing_writes_its_results(experiment):
     assert "AUC ROC" in experiment.runs["test"].stdout
 
 
+def tensorboard_events(folder) -> dict[str, dict[str, list[int]]]:
+    """{run: {tag: steps}} of the TensorBoard event files under ``folder`` (runs ``train``, ``validation``)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = {}
+    for run in ("train", "validation"):
+        events = EventAccumulator(str(folder / run), size_guidance={"images": 0, "tensors": 0})
+        events.Reload()
+        tags = events.Tags()
+        runs[run] = {tag: sorted(event.step for event in events.Tensors(tag)) for tag in tags["tensors"]}
+    return runs
+
+
+def test_training_writes_tensorboard_events(experiment):
+    """[training settings] tensorboard = True: loss, accuracy and learning rate per epoch, and the validation
+    patches with their predictions as images, under <name>/tensorboard/."""
+    folder = experiment.exp / "tensorboard"
+    assert list(folder.glob("train/events.out.tfevents.*")) and list(folder.glob("validation/events.out.tfevents.*"))
+    runs = tensorboard_events(folder)
+    for tag in ("epoch_loss", "epoch_accuracy", "epoch_learning_rate"):
+        assert runs["train"][tag] == [0, 1], tag
+    for tag in ("epoch_loss", "epoch_accuracy"):
+        assert runs["validation"][tag] == [0, 1], tag
+    pictures = [tag for tag in runs["validation"] if tag.startswith("validation patches")]
+    assert len(pictures) == 1 and runs["validation"][pictures[0]] == [0, 1]
+
+
+def test_training_curves_show_each_epoch(experiment):
+    """training_curves.png is drawn from the history after each epoch: two panels, loss and accuracy."""
+    height, width, _ = png_shape(experiment.exp / "training_curves.png")
+    assert (height, width) == (450, 1100)
+
+
+def test_per_image_results_agree_with_each_image_evaluated_here(experiment):
+    """per_image.csv and performances.json hold each test image's metrics on its own FOV pixels, as computed
+    here image by image, then the mean and the sample std; performances.txt keeps the pooled figures."""
+    import csv
+
+    from lib.datasets import load_hdf5
+    from lib.metrics import evaluate_fov
+    from lib.preprocessing import preprocess
+    from src.model import build_unet, load_weights
+    from src.prediction import predict_by_patches
+
+    images = preprocess(load_hdf5(experiment.data / "DRIVE_dataset_imgs_test.hdf5"))
+    truths = load_hdf5(experiment.data / "DRIVE_dataset_groundTruth_test.hdf5")[:, 0] > 0
+    masks = load_hdf5(experiment.data / "DRIVE_dataset_borderMasks_test.hdf5")[:, 0]
+    model = build_unet()
+    load_weights(model, experiment.exp / "exp_best.weights.h5")
+    columns = ("auc_roc", "auc_pr", "f1", "accuracy", "sensitivity", "specificity", "jaccard")
+    expected = []
+    for image, truth, mask in zip(images, truths, masks, strict=True):
+        metrics = evaluate_fov(truth, predict_by_patches(model, image, (16, 16), (8, 8)), mask).metrics
+        expected.append([metrics[key] for key in columns])
+    expected = np.array(expected)
+
+    with open(experiment.exp / "per_image.csv", newline="") as handle:
+        table = list(csv.reader(handle))
+    assert table[0] == ["image", *columns]
+    assert [row[0] for row in table[1:]] == ["01", "02", "mean", "std"]  # DRIVE's test ids: 01, 02, ...
+    values = np.array([[float(value) for value in row[1:]] for row in table[1:]])
+    np.testing.assert_allclose(values[:2], expected, atol=2e-6)
+    np.testing.assert_allclose(values[2], expected.mean(axis=0), atol=2e-6)
+    np.testing.assert_allclose(values[3], expected.std(axis=0, ddof=1), atol=2e-6)
+
+    results = json.loads((experiment.exp / "performances.json").read_text())
+    assert [row["id"] for row in results["per_image"]] == ["01", "02"]
+    per_image = np.array([[row[key] for key in columns] for row in results["per_image"]])
+    np.testing.assert_allclose(per_image, expected, atol=1e-5)
+    assert results["per_image_mean"] == pytest.approx(dict(zip(columns, expected.mean(axis=0), strict=True)))
+    assert results["per_image_std"] == pytest.approx(dict(zip(columns, expected.std(axis=0, ddof=1), strict=True)))
+    assert "per image (mean ± std over 2 images): AUC ROC" in experiment.runs["test"].stdout
+    assert png_shape(experiment.exp / "per_image.png")[:2] == (200, 900)
+
+
 def evaluate_in_process(experiment, predict) -> dict:
     """The library's pipeline run here with the experiment's best weights: preprocess the prepared test set,
     ``predict(model, image)`` each image, evaluate the FOV pixels."""
@@ -200,11 +279,12 @@ def test_published_weights_through_the_testing_script(experiment, legacy_weights
 
 def test_resume_continues_to_more_epochs(experiment, tmp_path):
     shutil.copytree(experiment.exp, tmp_path / "exp")
+    curves = (tmp_path / "exp" / "training_curves.png").read_bytes()
     config = make_config(
         tmp_path,
         tiny=True,
         overrides={
-            "training settings": {"N_epochs": "3", "nohup": "True"},
+            "training settings": {"N_epochs": "3", "nohup": "True", "tensorboard": "True"},
             "data paths": {"path_local": experiment.data},
         },
     )
@@ -215,6 +295,10 @@ def test_resume_continues_to_more_epochs(experiment, tmp_path):
     rows = (tmp_path / "exp" / "training_history.csv").read_text().splitlines()[1:]
     assert [row.split(",")[0] for row in rows] == ["0", "1", "2"]
     assert json.loads((tmp_path / "exp" / "training_state.json").read_text())["epochs_done"] == 3
+    assert (tmp_path / "exp" / "training_curves.png").read_bytes() != curves  # redrawn with the third epoch
+    runs = tensorboard_events(tmp_path / "exp" / "tensorboard")  # appended: the new events follow the old ones
+    assert runs["train"]["epoch_loss"] == runs["validation"]["epoch_loss"] == [0, 1, 2]
+    assert len(list((tmp_path / "exp" / "tensorboard" / "train").glob("events.out.tfevents.*"))) == 2
     finished = run_script("run_training.py", "--config", config, "--resume", cwd=tmp_path)
     assert_user_error(finished, "epochs")
 
@@ -302,3 +386,17 @@ def test_more_test_images_than_prepared_is_a_user_error(experiment, monkeypatch)
     with pytest.raises(UserError, match="full_images_to_test = 3"):
         loaded = load_config(config)
         load_test_set(loaded.data, loaded.testing)
+
+
+def test_tensorboard_without_its_package_is_one_line_before_training(tmp_path, monkeypatch):
+    import importlib.util
+
+    from lib.config import load_config
+    from lib.errors import UserError
+    from src.training import check_tensorboard
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "tensorboard" else find_spec(name))
+    settings = load_config(make_config(tmp_path, tiny=True, overrides=TENSORBOARD)).training
+    with pytest.raises(UserError, match=r"\[training settings\] tensorboard = True needs the tensorboard package"):
+        check_tensorboard(settings)

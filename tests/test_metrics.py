@@ -208,3 +208,15 @@ def test_rates_reproduce_the_published_performances_from_its_confusion_matrix():
     # the published "Jaccard similarity score: 0.955983978469" was the accuracy; the IoU is much lower
     assert results["jaccard"] == pytest.approx(tp / (tp + fp + fn))
     assert results["jaccard"] < 0.7
+
+
+def test_each_image_is_evaluated_on_its_own_fov_pixels():
+    rng = np.random.default_rng(3)
+    truths = (rng.random((3, 12, 10)) < 0.3).astype(np.uint8)
+    scores = np.clip(truths * 0.4 + rng.random((3, 12, 10)) * 0.7, 0, 1)
+    masks = (rng.random((3, 12, 10)) < 0.8).astype(np.uint8)
+    rows = m.evaluate_each_image(truths, scores, masks, ["01", "02", "03"])
+    assert [row["id"] for row in rows] == ["01", "02", "03"]
+    for row, truth, score, mask in zip(rows, truths, scores, masks, strict=True):
+        assert row["auc_roc"] == pytest.approx(sk.roc_auc_score(truth[mask > 0], score[mask > 0]), abs=1e-12)
+        assert row["pixels"] == np.count_nonzero(mask)

@@ -18,11 +18,14 @@ def test_the_reference_experiment_is_complete():
         "test_last.weights.h5",
         "training.log",
         "training_history.csv",
+        "training_curves.png",
         "performances.txt",
         "performances.json",
         "ROC.png",
         "Precision_recall.png",
         "comparison.md",
+        "per_image.csv",
+        "per_image.png",
     ):
         assert (REFERENCE / name).is_file(), name
     for weights in REFERENCE.glob("*.weights.h5"):
@@ -32,11 +35,18 @@ def test_the_reference_experiment_is_complete():
 def test_the_recorded_result_reaches_the_published_auc_and_matches_the_readme():
     results = json.loads((REFERENCE / "performances.json").read_text())
     assert results["auc_roc"] >= PUBLISHED_AUC
-    assert results["images"] == 20 and results["mode"]["stride"] == [5, 5] and results["mode"]["average_mode"]
+    assert results["images"] == 20 and results["mode"] == {
+        "mode": "patches", "patch": [48, 48], "stride": [5, 5], "precision": "float32"}  # averaged overlapping patches
     readme = (REFERENCE.parent / "README.md").read_text()
     assert f"{results['auc_roc']:.11f}" in (REFERENCE / "performances.txt").read_text()
     assert f"**{results['auc_roc']:.4f}**" in readme
     assert f"{results['f1']:.4f}" in readme and f"{results['sensitivity']:.4f}" in readme
+    # the per-image mean ± std beside the pooled figures, and the table it comes from
+    mean, std = results["per_image_mean"], results["per_image_std"]
+    assert f"| {mean['auc_roc']:.4f} ± {std['auc_roc']:.4f} |" in readme
+    table = (REFERENCE / "per_image.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in table[1:]] == [f"{i:02d}" for i in range(1, 21)] + ["mean", "std"]
+    assert table[-2].split(",")[1] == f"{mean['auc_roc']:.6f}"
 
 
 @pytest.mark.slow  # the 20 real DRIVE test images

@@ -39,3 +39,28 @@ def test_save_curve_writes_a_png(tmp_path):
     visualize.save_curve(path, np.linspace(0, 1, 5), np.linspace(0, 1, 5) ** 0.5, "ROC", "FPR", "TPR", "AUC", True)
     with Image.open(path) as picture:
         assert picture.format == "PNG" and picture.size == (600, 600)
+
+
+def test_training_curves_from_a_history_with_a_resume_and_a_missing_value(tmp_path):
+    """The history as CSVLogger writes it (epochs 0.., "NA" where Keras lacked a value) becomes one picture."""
+    from lib.experiment import Experiment
+
+    experiment = Experiment(tmp_path, "exp")
+    experiment.history.write_text(
+        "epoch,accuracy,loss,minutes,val_accuracy,val_loss\n"
+        "0,0.90,0.30,1.0,0.92,0.25\n1,0.93,0.20,NA,0.94,0.18\n2,0.94,0.18,0.5,0.95,0.19\n"
+    )
+    history = experiment.read_history()
+    assert history["val_loss"] == [0.25, 0.18, 0.19] and np.isnan(history["minutes"][1])
+    assert experiment.training_minutes() == 1.5  # 1.0 before the resume, 0.5 after
+    visualize.save_training_curves(experiment.training_curves, history)
+    with Image.open(tmp_path / "training_curves.png") as picture:
+        assert picture.format == "PNG" and picture.size == (1100, 450)
+
+
+def test_per_image_chart(tmp_path):
+    rows = [{"id": f"{i:02d}", "auc_roc": 0.95 + i / 1000, "f1": 0.8 - i / 100} for i in range(1, 21)]
+    visualize.save_per_image_chart(tmp_path / "per_image.png", rows)
+    with Image.open(tmp_path / "per_image.png") as picture:
+        assert picture.format == "PNG" and picture.size == (900, 650)
+    assert [p.name for p in tmp_path.iterdir()] == ["per_image.png"]
