@@ -11,7 +11,7 @@ import pytest
 from helpers import REPO, assert_ok, assert_user_error, make_config, read_ini, run_script
 from PIL import Image
 
-from lib import reports, stare
+from lib import stare
 from lib.config import load_config
 from lib.datasets import load_hdf5
 from lib.errors import UserError
@@ -339,9 +339,10 @@ def test_compare_prints_the_variants_side_by_side(tmp_path, monkeypatch):
     for name, aucs in (("first", {"im0001": 0.97, "im0002": 0.96}), ("second", {"im0001": 0.98})):
         folder = tmp_path / "STARE_results" / name
         folder.mkdir(parents=True)
-        rows = [{"id": image_id, "auc_roc": auc} for image_id, auc in aucs.items()]
-        summary = {"folds": len(rows), "images": 20, "second_observer": human, "training_minutes_mean": 12.0,
-                   "pooled": {"auc_roc": 0.97, **human}} | reports.auc_summary(rows)
+        values = np.array(list(aucs.values()))
+        summary = {"folds": len(aucs), "images": 20, "second_observer": human, "training_minutes_mean": 12.0,
+                   "pooled": {"auc_roc": 0.97, **human}, "auc_roc_per_image": aucs, "auc_roc_mean": values.mean(),
+                   "auc_roc_std": values.std(ddof=1) if len(aucs) > 1 else None}
         (folder / "summary.json").write_text(json.dumps(summary))
         configs.append(make_config(tmp_path, base=STARE_CONFIG, filename=f"{name}.txt", overrides={
             "experiment name": {"name": name}, "leave-one-out": {"results_folder": folder}}))
