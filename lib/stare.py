@@ -55,11 +55,13 @@ def load_leave_one_out(path) -> LeaveOneOut:
     """The ``[leave-one-out]`` section of the configuration file at ``path``."""
     path = Path(path)
     section = Section(read_ini(path), path, "leave-one-out")
-    return LeaveOneOut(
+    settings = LeaveOneOut(
         stare_folder=Path(section.text("stare_folder", "./STARE")),
         folds=parse_folds(section.text("folds", "all"), f"{section.where} folds"),
         results_folder=Path(section.text("results_folder", "./STARE_results")),
     )
+    section.check_unknown_keys()
+    return settings
 
 
 def parse_folds(text: str, where: str) -> tuple[str, ...] | None:
