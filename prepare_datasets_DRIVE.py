@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from lib.datasets import read_drive_split, write_hdf5
+from lib.imageio import atomic_group
 from src import cli
 
 
@@ -27,12 +28,17 @@ def main():
             "groundTruth2nd": "test_groundTruth_2nd",
         },
     }
-    # Read and check both splits before writing anything: a bad test image must not leave new training
-    # files beside old test files.
+    # Read and check both splits before writing anything, and write every file or none: a bad test image or
+    # a full disk must not leave new training files beside old test files.
     splits = {
         split: read_drive_split(root, split, second_observer=(root / split / "2nd_manual").is_dir() and split == "test")
         for split in outputs
     }
+    with atomic_group():
+        for split, files in outputs.items():
+            for key, config_key in files.items():
+                if key in splits[split]:
+                    write_hdf5(config.data.file(config_key), splits[split][key])
     for split, files in outputs.items():
         arrays = splits[split]
         print(
@@ -41,9 +47,7 @@ def main():
         )
         for key, config_key in files.items():
             if key in arrays:
-                path = config.data.file(config_key)
-                write_hdf5(path, arrays[key])
-                print(f"  wrote {path}  {arrays[key].shape} {arrays[key].dtype}")
+                print(f"  wrote {config.data.file(config_key)}  {arrays[key].shape} {arrays[key].dtype}")
 
 
 if __name__ == "__main__":

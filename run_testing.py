@@ -6,7 +6,7 @@ from src import cli
 
 
 def main():
-    arguments = cli.parser(__doc__)
+    arguments = cli.parser(__doc__, name=True)
     arguments.add_argument(
         "--weights",
         type=Path,

@@ -4,12 +4,17 @@ from src import cli
 
 
 def main():
-    arguments = cli.parser(__doc__)
+    arguments = cli.parser(__doc__, name=True)
     arguments.add_argument(
-        "--resume", action="store_true", help="continue an interrupted training from its last finished epoch"
+        "--resume",
+        action="store_true",
+        help="continue an interrupted training from its last finished epoch (N_epochs may be raised, nothing else)",
     )
     arguments.add_argument(
-        "--overwrite", action="store_true", help="start over even though the experiment folder holds trained weights"
+        "--overwrite",
+        action="store_true",
+        help="start over even though the experiment folder holds trained weights; its earlier files are moved "
+        "to <name>/replaced-<time>/",
     )
     args = arguments.parse_args()
     config = cli.config_from(args)

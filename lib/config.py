@@ -6,7 +6,9 @@ default to the published behaviour. Every problem is reported as one line naming
 
 import configparser
 import dataclasses
+import difflib
 import re
+import warnings
 from pathlib import Path
 
 from lib.errors import UserError
@@ -15,6 +17,22 @@ from lib.inference import PRECISIONS, Inference
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+SEED_LIMIT = 2**32  # Keras and NumPy seeds are below it
+# The keys of the published configuration.txt: one of them misspelt is an error, any other unknown key a warning.
+PUBLISHED_KEYS = {
+    "data paths": {"path_local", "train_imgs_original", "train_groundTruth", "train_border_masks",
+                   "test_imgs_original", "test_groundTruth", "test_border_masks"},
+    "experiment name": {"name"},
+    "data attributes": {"patch_height", "patch_width"},
+    "training settings": {"N_subimgs", "inside_FOV", "N_epochs", "batch_size", "nohup"},
+    "testing settings": {"best_last", "full_images_to_test", "N_group_visual", "average_mode", "stride_height",
+                         "stride_width", "nohup"},
+}  # fmt: skip
+_CLOSE = 0.75  # difflib similarity from which a key counts as a misspelling of another
+
+
+class ConfigWarning(UserWarning):
+    """A configuration that loads but probably does not say what its author meant (an unknown key)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,18 +107,29 @@ class Config:
 
 
 class Section:
-    """Typed getters for one INI section that report problems as ``file: [section] key ...``."""
+    """Typed getters for one INI section that report problems as ``file: [section] key ...``.
+
+    Keys are case-insensitive, as the published parser's. The getters note the keys they read, so that
+    ``check_unknown_keys`` can name the ones that nothing reads (typos, mostly).
+    """
 
     def __init__(self, parser: configparser.ConfigParser, path: Path, section: str):
         if not parser.has_section(section):
             raise UserError(f"{path}: section [{section}] is missing; add it (see the README's configuration table)")
         self.items = parser[section]
+        self.name = section
         self.where = f"{path}: [{section}]"
+        self.written = [key for key in parser.options(section) if key not in parser.defaults()]
+        self.known: dict[str, str] = {}  # lower case: as the code spells it
 
     def text(self, key: str, default: str | None = None) -> str:
+        self.known[key.lower()] = key
         if key not in self.items:
             if default is None:
-                raise UserError(f"{self.where} key '{key}' is missing; add it (see the README's configuration table)")
+                raise UserError(
+                    f"{self.where} key '{key}' is missing{self._misspelt_as(key)}; "
+                    "add it (see the README's configuration table)"
+                )
             return default
         value = self.items[key].strip()
         if not value.isprintable():  # an indented next line continues the value; also stray control bytes
@@ -112,7 +141,27 @@ class Section:
             raise UserError(f"{self.where} {key} is empty; give it a value")
         return value or default
 
-    def integer(self, key: str, default: int | None = None, minimum: int = 1) -> int:
+    def _misspelt_as(self, key: str) -> str:
+        """`` (written as 'n_epoch'?)`` when a key that nothing has read yet looks like the missing ``key``."""
+        unread = [written for written in self.written if written not in self.known]
+        close = difflib.get_close_matches(key.lower(), unread, n=1, cutoff=_CLOSE)
+        return f" (written as '{close[0]}'?)" if close else ""
+
+    def check_unknown_keys(self) -> None:
+        """After every getter ran: warn of each key that nothing read, naming the closest known key; an error when
+        that key is a published one absent from the file (its misspelling, surely, which the default replaced)."""
+        for key in self.written:
+            if key in self.known:
+                continue
+            close = difflib.get_close_matches(key, list(self.known), n=1, cutoff=_CLOSE)
+            meant = self.known[close[0]] if close else None
+            if meant in PUBLISHED_KEYS.get(self.name, ()) and meant not in self.items:
+                raise UserError(f"{self.where} unknown key '{key}' and the published key '{meant}' is missing: "
+                                f"write {meant} if that is what '{key}' means")
+            hint = f" (did you mean {meant}?)" if meant else ""
+            warnings.warn(f"{self.where} unknown key '{key}' is ignored{hint}", ConfigWarning, stacklevel=2)
+
+    def integer(self, key: str, default: int | None = None, minimum: int = 1, maximum: int | None = None) -> int:
         raw = self.text(key, None if default is None else str(default))
         try:
             value = int(raw)
@@ -122,6 +171,8 @@ class Section:
             ) from None
         if value < minimum:
             raise UserError(f"{self.where} {key} = {value} is too small; it must be at least {minimum}")
+        if maximum is not None and value > maximum:
+            raise UserError(f"{self.where} {key} = {value} is too large; it must be at most {maximum}")
         return value
 
     def number(self, key: str, default: float, low: float, high: float) -> float:
@@ -152,24 +203,25 @@ class Section:
 
 
 def read_ini(path) -> configparser.ConfigParser:
-    """The INI file at ``path``, parsed as the configuration files are (case-sensitive keys, # comments)."""
+    """The INI file at ``path``, parsed as the configuration files are (keys in any case, # comments, a UTF-8 byte
+    order mark as some editors write it)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: configuration file not found; pass --config PATH or copy configuration.txt")
     # No interpolation, as the published RawConfigParser: a value holding "%" is read as written and
-    # then validated, instead of raising an interpolation error when it is looked up.
+    # then validated, instead of raising an interpolation error when it is looked up. Keys are
+    # case-insensitive as there (n_epochs is N_epochs).
     parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"), interpolation=None)
-    parser.optionxform = str  # keys are case-sensitive, as published (N_subimgs, inside_FOV)
     try:
-        parser.read_string(path.read_text(), source=str(path))
+        parser.read_string(path.read_text(encoding="utf-8-sig"), source=str(path))
     except (configparser.Error, UnicodeDecodeError) as error:
         first_line = str(error).splitlines()[0]
         raise UserError(f"{path}: not a valid INI file ({first_line}); compare it with configuration.txt") from None
     return parser
 
 
-def load_config(path) -> Config:
-    """Parse and validate the configuration file at ``path``."""
+def load_config(path, name: str | None = None) -> Config:
+    """Parse and validate the configuration file at ``path``; ``name`` replaces its [experiment name] (--name)."""
     path = Path(path)
     parser = read_ini(path)
     paths = Section(parser, path, "data paths")
@@ -178,11 +230,10 @@ def load_config(path) -> Config:
     training = Section(parser, path, "training settings")
     testing = Section(parser, path, "testing settings")
 
-    name = experiment.text("name")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in {".", ".."}:
-        raise UserError(
-            f"{path}: [experiment name] name = '{name}' must be a plain folder name (letters, digits, _ . -)"
-        )
+    written_name = experiment.text("name")
+    check_name(written_name, f"{path}: [experiment name] name = '{written_name}'")
+    if name is not None:
+        check_name(name, f"--name '{name}'")
 
     patch_height = attributes.integer("patch_height", minimum=4)
     patch_width = attributes.integer("patch_width", minimum=4)
@@ -212,9 +263,9 @@ def load_config(path) -> Config:
     average = testing.boolean("average_mode")
     initial_weights = training.text("initial_weights", "")
 
-    return Config(
+    config = Config(
         source=path,
-        name=name,
+        name=name or written_name,
         data=DataPaths(
             path_local=Path(paths.text("path_local")),
             drive_folder=Path(paths.text("drive_folder", "./DRIVE")),
@@ -234,7 +285,7 @@ def load_config(path) -> Config:
             N_epochs=training.integer("N_epochs"),
             batch_size=training.integer("batch_size"),
             nohup=training.boolean("nohup", False),
-            seed=training.integer("seed", 42, minimum=0),
+            seed=training.integer("seed", 42, minimum=0, maximum=SEED_LIMIT - 1),
             optimizer=training.choice("optimizer", "sgd", ("sgd", "adam")),
             learning_rate=training.number("learning_rate", 0.01, 0.0, 10.0),
             validation_split=training.number("validation_split", 0.1, 0.0, 1.0),
@@ -260,3 +311,25 @@ def load_config(path) -> Config:
             ),
         ),
     )
+    for section in (paths, experiment, attributes, training, testing):
+        section.check_unknown_keys()
+    return config
+
+
+def check_name(name: str, where: str) -> None:
+    """An experiment name is a folder name in the working directory, nothing else."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in {".", ".."}:
+        raise UserError(f"{where} must be a plain folder name (letters, digits, _ . -)")
+
+
+def with_name(text: str, name: str) -> str:
+    """The configuration ``text`` with its [experiment name] name set to ``name``, everything else as written:
+    the copy an experiment trained under --name keeps, so that ``--config <name>/configuration.txt`` finds it."""
+    section = re.search(r"^\[experiment name\][^\n]*$", text, re.M)
+    if section is None:
+        return text
+    following = re.compile(r"^\s*\[", re.M).search(text, section.end())
+    end = following.start() if following else len(text)
+    body = re.sub(r"^(name\s*[=:]).*$", lambda m: f"{m.group(1)} {name}", text[section.end() : end], count=1,
+                  flags=re.M | re.I)  # fmt: skip
+    return text[: section.end()] + body + text[end:]

@@ -1,5 +1,6 @@
 """DRIVE reading and the HDF5 files the pipeline exchanges (dataset key ``image``, channels first)."""
 
+import io
 import re
 from pathlib import Path
 
@@ -75,10 +76,16 @@ def _size(shape) -> str:
 
 
 def write_hdf5(path, array: np.ndarray) -> None:
-    """Write ``array`` under the dataset key ``image``, atomically (temp file, then rename)."""
+    """Write ``array`` under the dataset key ``image``, atomically (temp file, then rename).
+
+    The file is built in memory and written by Python: HDF5 writing to a disk that fills up
+    leaves its library in a state that crashes the process on exit, Python just raises ENOSPC.
+    """
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as handle:
+        handle.create_dataset("image", data=array)
     with atomic_path(path, suffix=".hdf5.tmp") as temp:
-        with h5py.File(temp, "w") as handle:
-            handle.create_dataset("image", data=array)
+        temp.write_bytes(buffer.getbuffer())
 
 
 def load_hdf5(path, channels: int | None = None) -> np.ndarray:

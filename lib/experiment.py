@@ -2,7 +2,8 @@
 
 The folder ``./<name>/`` of an experiment (or one STARE fold's ``./<name>/<id>/``) holds the weights
 ``<name>_best.weights.h5`` and ``<name>_last.weights.h5``, the resumable ``<name>_checkpoint.keras``
-with ``training_state.json``, the history, the logs and the test results.
+with ``training_state.json``, the history, the logs and the test results, and ``training.lock`` while a
+training runs in it.
 """
 
 import csv
@@ -12,7 +13,7 @@ import math
 from pathlib import Path
 
 from lib.errors import UserError
-from lib.imageio import write_text
+from lib.imageio import read_csv, write_csv, write_text
 
 WEIGHTS_SUFFIX = ".weights.h5"  # Keras 3 insists on it
 
@@ -60,6 +61,7 @@ class Experiment:
     testing_log = _File("testing.log")
     training_curves = _File("training_curves.png")  # loss and accuracy per epoch, redrawn after each one
     tensorboard = _File("tensorboard")  # folder of TensorBoard event files ([training settings] tensorboard)
+    lock_file = _File("training.lock")  # held while a training runs in the folder (lib.lock)
 
     def read_state(self) -> TrainingState | None:
         """The state after the last finished epoch; None before the first one finished."""
@@ -70,7 +72,8 @@ class Experiment:
             return TrainingState(int(state["epochs_done"]), float(state["best_val_loss"]))
         except (OSError, ValueError, KeyError, TypeError):
             raise UserError(
-                f"{self.state_file}: damaged training state; train this experiment again from the start (--overwrite)"
+                f"{self.state_file}: damaged training state; start over with --overwrite (its files move to "
+                f"{self.folder}/replaced-<date-time>/)"
             ) from None
 
     def write_state(self, state: TrainingState) -> None:
@@ -78,12 +81,21 @@ class Experiment:
 
     def read_history(self) -> dict[str, list[float]]:
         """The history's columns (``epoch``, ``loss``, ``val_loss``, ...), one value per finished epoch; a value
-        Keras could not log ("NA") is NaN. Empty before the first epoch."""
+        missing from a row (empty, or "NA" in histories Keras' CSVLogger wrote) is NaN. Empty before the first
+        epoch."""
         if not self.history.is_file():
             return {}
         with open(self.history, newline="") as handle:
             rows = list(csv.DictReader(handle))
         return {key: [_number(row[key]) for row in rows] for key in (rows[0] if rows else {})}
+
+    def write_history(self, epoch: int, logs: dict) -> None:
+        """Rewrite the history with the rows of the epochs before ``epoch`` (counted from 0) and this one's: written
+        whole with the epoch's other files, it never holds a row of an epoch the state does not count."""
+        rows = [row for row in read_csv(self.history) if row.get("epoch", "").isdigit() and int(row["epoch"]) < epoch]
+        rows.append({"epoch": epoch, **logs})
+        keys = {key for row in rows for key in row} - {"epoch"}
+        write_csv(self.history, rows, ("epoch", *sorted(keys)))
 
     def training_minutes(self) -> float | None:
         """Minutes of training over every sitting, from the history's ``minutes`` column (it restarts at each
@@ -96,7 +108,7 @@ class Experiment:
 
 
 def _number(text: str | None) -> float:
-    """A history value as a float; NaN for what is no number (Keras writes "NA" for a value it lacked)."""
+    """A history value as a float; NaN for what is no number (a value the epoch lacked)."""
     try:
         return float(text)
     except (TypeError, ValueError):

@@ -1,12 +1,15 @@
 """Reading images as the datasets ship them (.tif, .gif, .ppm, .ppm.gz, ...) and writing files atomically."""
 
 import contextlib
+import contextvars
 import csv
+import dataclasses
 import errno
 import gzip
 import io
 import os
 import shutil
+import signal
 import struct
 import sys
 import tempfile
@@ -19,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from lib.errors import UserError
+from lib.errors import DiskFullError, UserError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".ppm.gz", ".pgm.gz")
 
@@ -32,6 +35,7 @@ _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 # File descriptor 2 points to /dev/null while libtiff decodes (see _native_stderr_silenced): a thread that prints
 # to stderr while another one reads images holds this lock, or its line could be lost.
 STDERR_LOCK = threading.Lock()
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _open(path: Path) -> Image.Image:
@@ -105,34 +109,143 @@ def read_binary(path, what: str = "a label/mask", fix: str = "use the dataset's 
     return np.where(foreground, 255, 0).astype(np.uint8)
 
 
+@dataclasses.dataclass
+class _Group:
+    staged: list = dataclasses.field(default_factory=list)  # (temporary, target) to rename at the end
+    created: list = dataclasses.field(default_factory=list)  # folders made for the files, removed on failure
+
+
+_GROUP: contextvars.ContextVar[_Group | None] = contextvars.ContextVar("atomic_group", default=None)
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    A crash or Ctrl-C leaves either the old file or the complete new one, never a partial file.
-    ``suffix`` keeps a required ending (Keras insists on ``.weights.h5``).
+    A crash or Ctrl-C leaves either the old file or the complete new one, never a partial file, nor a
+    folder made for it. ``suffix`` keeps a required ending (Keras insists on ``.weights.h5``). Inside
+    ``atomic_group`` the rename waits for the end of the group.
     """
     path = Path(path)
+    missing = _missing_folders(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
     except OSError as error:  # a parent is a regular file, no permission, read-only file system, ...
         raise _not_writable(path, error) from None
     os.close(handle)
+    temp = Path(temp)
     os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the file the permissions open() would
+    group = _GROUP.get()
     try:
-        yield Path(temp)
-        try:
-            os.replace(temp, path)
-        except OSError as error:  # e.g. a folder of that name is in the way
-            raise UserError(f"{path}: cannot replace it ({error.strerror or error}); move it out of the way") from None
+        yield temp
+        if group is None:
+            _rename_all([(temp, path)])
+        else:
+            group.staged.append((temp, path))
+            group.created += missing
     except OSError as error:
         if error.errno not in _DISK_FULL:
             raise
-        raise _disk_full(path, error) from None
+        raise DiskFullError(path, error.strerror or str(error)) from None
     finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+        if group is None or (temp, path) not in group.staged:
+            temp.unlink(missing_ok=True)
+            _remove_empty(missing)
+
+
+@contextlib.contextmanager
+def atomic_group():
+    """Files that belong together: every ``atomic_path`` in the block keeps its temporary file until the block
+    succeeds, then all are renamed at once (Ctrl-C and kill held back meanwhile). A failure or interruption
+    anywhere in the block leaves every one of the files as it was. Groups nest into the outermost one."""
+    if _GROUP.get() is not None:
+        yield
+        return
+    group = _Group()
+    token = _GROUP.set(group)
+    renamed = False
+    try:
+        yield
+        _GROUP.reset(token)
+        token = None
+        _rename_all(group.staged)
+        renamed = True
+    finally:
+        if token is not None:
+            _GROUP.reset(token)
+        for temp, _ in group.staged:
+            temp.unlink(missing_ok=True)
+        if not renamed:
+            _remove_empty(group.created)
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its parents that do not exist yet, innermost first."""
+    return [path for path in (folder, *folder.parents) if not path.exists()]
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove those of ``folders`` (innermost first) that are empty."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _rename_all(staged: list[tuple[Path, Path]]) -> None:
+    """Rename each temporary onto its target, none if a folder is in the way of any; signals wait for the end."""
+    for _, path in staged:
+        if path.is_dir():
+            raise UserError(f"{path}: cannot replace it (a folder of that name is in the way); move it out of the way")
+    with _signals_deferred():
+        for temp, path in staged:
+            try:
+                os.replace(temp, path)
+            except OSError as error:
+                reason = error.strerror or error
+                raise UserError(f"{path}: cannot replace it ({reason}); move it out of the way") from None
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold Ctrl-C and kill back during the block (a few renames) and deliver them after it, in the main thread;
+    Python runs signal handlers there only, so elsewhere there is nothing to hold back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = {number: signal.signal(number, lambda n, _: received.append(n)) for number in _HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)  # None: not set from Python
+        for number in received:
+            signal.raise_signal(number)
+
+
+@contextlib.contextmanager
+def folder_for(folder):
+    """Create ``folder`` and its missing parents for the block, and remove the ones it created if the block leaves
+    them empty: a run that fails leaves no empty folder behind. OSError when a folder cannot be created."""
+    folder = Path(folder)
+    missing = _missing_folders(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    finally:
+        _remove_empty(missing)
+
+
+def require_free_space(folder, needed: int, what: str) -> None:
+    """Refuse, before writing, what would not fit: h5py crashes the process when the disk fills during a write."""
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise DiskFullError(Path(folder), f"{_megabytes(free)} free, {what} need about {_megabytes(needed)}")
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 2**20:.1f} MB"
 
 
 @contextlib.contextmanager
@@ -167,7 +280,7 @@ def atomic_folder(path, marker: str):
     except OSError as error:
         if error.errno not in _DISK_FULL:
             raise
-        raise _disk_full(path, error) from None
+        raise DiskFullError(path, error.strerror or str(error)) from None
     finally:
         for leftover in (temp, aside):
             shutil.rmtree(leftover, ignore_errors=True)
@@ -178,10 +291,6 @@ def _not_writable(path: Path, error: OSError) -> UserError:
         f"{path.parent}: cannot write {path.name} there ({error.strerror or error}); "
         "choose a writable folder or fix the path"
     )
-
-
-def _disk_full(path: Path, error: OSError) -> UserError:
-    return UserError(f"{path}: the disk is full ({error.strerror}); free some space and run again")
 
 
 def _umask() -> int:

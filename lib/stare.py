@@ -17,7 +17,7 @@ from lib.config import DataPaths, Section, read_ini
 from lib.datasets import write_hdf5
 from lib.errors import UserError
 from lib.fov import detect_fov, fov_stats
-from lib.imageio import read_binary, read_rgb, write_png, write_text
+from lib.imageio import atomic_group, read_binary, read_rgb, write_png, write_text
 from lib.visualize import group_images
 
 CONFIG_FILE = "configuration_STARE.txt"
@@ -55,11 +55,13 @@ def load_leave_one_out(path) -> LeaveOneOut:
     """The ``[leave-one-out]`` section of the configuration file at ``path``."""
     path = Path(path)
     section = Section(read_ini(path), path, "leave-one-out")
-    return LeaveOneOut(
+    settings = LeaveOneOut(
         stare_folder=Path(section.text("stare_folder", "./STARE")),
         folds=parse_folds(section.text("folds", "all"), f"{section.where} folds"),
         results_folder=Path(section.text("results_folder", "./STARE_results")),
     )
+    section.check_unknown_keys()
+    return settings
 
 
 def parse_folds(text: str, where: str) -> tuple[str, ...] | None:
@@ -154,13 +156,13 @@ def prepare(data: DataPaths, root) -> dict:
     Returns the arrays (as ``read_stare``), ``written`` (the paths) and ``fov`` (lib.fov.fov_stats per image).
     """
     arrays = read_stare(root)
-    written = []
-    for key, config_key in OUTPUTS.items():
-        write_hdf5(data.file(config_key), arrays[key])
-        written.append(data.file(config_key))
-    write_text(data.path_local / IDS_FILE, "".join(f"{image_id}\n" for image_id in arrays["ids"]))
-    write_png(data.path_local / PREVIEW_FILE, fov_preview(arrays["imgs"], arrays["borderMasks"], arrays["ids"]))
+    written = [data.file(config_key) for config_key in OUTPUTS.values()]
     written += [data.path_local / IDS_FILE, data.path_local / PREVIEW_FILE]
+    with atomic_group():  # every file or none: the ids must describe the HDF5 files beside them
+        for key, config_key in OUTPUTS.items():
+            write_hdf5(data.file(config_key), arrays[key])
+        write_text(data.path_local / IDS_FILE, "".join(f"{image_id}\n" for image_id in arrays["ids"]))
+        write_png(data.path_local / PREVIEW_FILE, fov_preview(arrays["imgs"], arrays["borderMasks"], arrays["ids"]))
     return arrays | {"written": written, "fov": [fov_stats(mask[0]) for mask in arrays["borderMasks"]]}
 
 

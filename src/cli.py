@@ -2,19 +2,23 @@
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
-from lib.config import load_config
+from lib.config import ConfigWarning, load_config
 from lib.errors import UserError
 from lib.experiment import Experiment
+from lib.imageio import folder_for
 
 
-def parser(description: str, config: str = "configuration.txt") -> argparse.ArgumentParser:
-    """An argument parser with the common ``--config`` option (default ``./<config>``)."""
+def parser(description: str, config: str = "configuration.txt", name: bool = False) -> argparse.ArgumentParser:
+    """An argument parser with the common ``--config`` option (default ``./<config>``) and, with ``name``,
+    ``--name`` (another experiment name than the configuration's)."""
     result = argparse.ArgumentParser(description=description)
     result.add_argument(
         "--config",
@@ -22,11 +26,16 @@ def parser(description: str, config: str = "configuration.txt") -> argparse.Argu
         type=Path,
         help=f"the experiment's INI configuration (default: ./{config})",
     )
+    if name:
+        result.add_argument(
+            "--name",
+            help="use this experiment name (folder ./NAME/) instead of the configuration's [experiment name] name",
+        )
     return result
 
 
 def config_from(args):
-    return load_config(args.config)
+    return load_config(args.config, getattr(args, "name", None))
 
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "test"  # the reference experiment shipped in test/
@@ -63,15 +72,32 @@ def _terminate(signum, frame):
     raise Terminated
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, shown=warnings.showwarning):
+    """Configuration warnings as one line, ``warning: ...``; every other warning as Python shows it."""
+    if issubclass(category, ConfigWarning):
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+    else:
+        shown(message, category, filename, lineno, file, line)
+
+
 def run_cli(main) -> None:
-    """Run a script's ``main()``; a UserError, Ctrl-C or kill becomes one line on stderr and a non-zero exit
-    (1 for bad input, 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them)."""
+    """Run a script's ``main()``; a UserError, a full disk, Ctrl-C or kill becomes one line on stderr and a
+    non-zero exit (1 for bad input, 130 for Ctrl-C, 143 for SIGTERM, as a shell reports them)."""
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
-        main()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", ConfigWarning)
+            warnings.showwarning = _show_warning
+            main()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as error:  # a write that no check foresaw, a log line, ...
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}the disk is full ({error.strerror}); free some space and run again", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as stop:
         print("\ninterrupted: finished files are intact, partial ones were discarded", file=sys.stderr)
@@ -83,29 +109,38 @@ def run_cli(main) -> None:
 
 @contextlib.contextmanager
 def log_to(path: Path | None):
-    """With a path, send this process's output (Python's and TensorFlow's) to that file, as ``nohup`` did."""
+    """With a path, send this process's output (Python's and TensorFlow's) to that file, as ``nohup`` did.
+    A new log left empty (the run failed before saying anything) is removed, and so is a folder made for it."""
     if path is None:
         yield
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(path, "a", buffering=1)  # noqa: SIM115 - closed below, after the streams are restored
-    except OSError as error:
-        reason = error.strerror or error
-        raise UserError(f"{path}: cannot write the log ({reason}); fix the path or set nohup = False") from None
-    print(f"logging to {path}", flush=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with log:
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(folder_for(path.parent))
+            if not path.exists():
+                stack.callback(_remove_if_empty, path)
+            log = stack.enter_context(open(path, "a", buffering=1))
+        except OSError as error:
+            reason = error.strerror or error
+            raise UserError(f"{path}: cannot write the log ({reason}); fix the path or set nohup = False") from None
+        print(f"logging to {path}", flush=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
             yield
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            with contextlib.suppress(OSError):  # a full disk: the streams must come back all the same
+                sys.stdout.flush()
+                sys.stderr.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             for handle in saved:
                 os.close(handle)
+
+
+def _remove_if_empty(path: Path) -> None:
+    if path.is_file() and path.stat().st_size == 0:
+        path.unlink()

@@ -1,12 +1,16 @@
 """The published U-Net, in tf.keras (channels last), and the loader for the published Keras-1 weights."""
 
+import contextlib
 import os
+import tempfile
 import warnings
+from pathlib import Path
 
 import h5py
 import numpy as np
 
 from lib.errors import UserError
+from lib.experiment import WEIGHTS_SUFFIX
 from src.backend import keras
 
 layers = keras.layers
@@ -109,9 +113,9 @@ def load_weights(model: keras.Model, path) -> None:
             raise UserError(f"{path}: incomplete published Keras-1 weights ({reason}); re-download the file") from None
         return
     try:
-        with warnings.catch_warnings():  # a mismatch also prints a dozen Keras warnings; the error says it all
+        with warnings.catch_warnings(), _weights_name(path) as named:  # a mismatch also prints a dozen Keras warnings
             warnings.simplefilter("ignore")
-            model.load_weights(path)
+            model.load_weights(named)
     except (ValueError, OSError, KeyError, TypeError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         reason = reason.split(". Example error message")[0].rstrip(".:")  # Keras adds a multi-line example
@@ -119,3 +123,16 @@ def load_weights(model: keras.Model, path) -> None:
             f"{path}: not weights of this U-Net ({reason}); pass a .weights.h5 written by run_training.py "
             "or the published test_best_weights.h5"
         ) from None
+
+
+@contextlib.contextmanager
+def _weights_name(path):
+    """``path``, or when it does not end in ``.weights.h5``, which Keras 3 insists on (a file renamed ``.h5``), a
+    link to it that does."""
+    if str(path).endswith(WEIGHTS_SUFFIX):
+        yield path
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        link = Path(folder) / f"weights{WEIGHTS_SUFFIX}"
+        link.symlink_to(Path(path).resolve())
+        yield link

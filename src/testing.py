@@ -48,6 +48,7 @@ def load_test_set(data: DataPaths, testing: TestingSettings) -> dict[str, np.nda
         "truths": (truths[:count, 0] > 0).astype(np.uint8),
         "masks": (masks[:count, 0] > 0).astype(np.uint8),
     }
+    check_evaluable(data, test_set)
     second = data.file("test_groundTruth_2nd")
     if second.is_file():
         observer = load_hdf5(second, channels=1)
@@ -58,6 +59,24 @@ def load_test_set(data: DataPaths, testing: TestingSettings) -> dict[str, np.nda
             )
         test_set["second_observer"] = (observer[:count, 0] > 0).astype(np.uint8)
     return test_set
+
+
+def check_evaluable(data: DataPaths, test_set: dict) -> None:
+    """Each test image needs a field of view holding vessel and background pixels: its metrics (and the AUC of a
+    STARE fold, tested on that image alone) are undefined otherwise. Checked before the long prediction."""
+    for index, (truth, mask) in enumerate(zip(test_set["truths"], test_set["masks"], strict=True)):
+        if not mask.any():
+            raise UserError(
+                f"{data.file('test_border_masks')}: the FOV mask of test image {index + 1} is all black (no pixel "
+                "inside the field of view); re-run the prepare script with the dataset's masks"
+            )
+        if np.unique(truth[mask > 0]).size < 2:
+            what = "vessel" if truth[mask > 0].any() else "background"
+            raise UserError(
+                f"{data.file('test_groundTruth')}: the ground truth of test image {index + 1} is all {what} inside "
+                "its field of view, so no metric is defined for it; re-run the prepare script with the dataset's "
+                "labels"
+            )
 
 
 def predict_images(

@@ -6,22 +6,26 @@ the last ``validation_split`` of them, i.e. of the last images, for validation):
 afresh each epoch with tf.data and never holds them all.
 """
 
+import contextlib
+import dataclasses
 import importlib.util
 import itertools
 import math
 import shutil
 import sys
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from lib.config import DataPaths, TrainingSettings
+from lib.config import SEED_LIMIT, ConfigWarning, DataPaths, TrainingSettings, load_config, with_name
 from lib.datasets import load_hdf5
-from lib.errors import UserError
+from lib.errors import DiskFullError, UserError
 from lib.experiment import WEIGHTS_SUFFIX, Experiment, TrainingState
-from lib.imageio import atomic_path, write_text
+from lib.imageio import atomic_group, atomic_path, folder_for, require_free_space, write_text
+from lib.lock import InUseError, held
 from lib.patches import allowed_centres, crop_patches, extract_random, fov_radius_for_patch, sample_centres
 from lib.preprocessing import preprocess
 from lib.visualize import save_grid, save_training_curves
@@ -30,6 +34,10 @@ from src.model import build_unet, load_weights
 
 DRIVE_SIZE = (584, 565)
 DRIVE_TRAIN_ROWS = slice(9, 574)  # published: cut top and bottom so the training images are 565x565
+ANOTHER_NAME = "train under another name (--name NEW, or [experiment name] name)"
+# What --resume applies when it differs from the settings the checkpoint was trained with; any other change is
+# refused: the optimizer state, the schedule and the patches of the epochs done belong to those settings.
+RESUME_MAY_CHANGE = ("source", "N_epochs", "nohup", "tensorboard")
 
 
 def load_training_set(data: DataPaths) -> tuple[np.ndarray, np.ndarray]:
@@ -75,6 +83,49 @@ def split_counts(settings: TrainingSettings) -> tuple[int, int]:
     """Training and validation patch counts (validation = the last share, as Keras' validation_split)."""
     validation = round(settings.N_subimgs * settings.validation_split)
     return settings.N_subimgs - validation, validation
+
+
+def patch_memory(settings: TrainingSettings) -> int:
+    """Bytes the patches take in memory (float32 images, uint8 labels): every patch with ``in_memory``, three
+    times over (Keras copies the arrays it is given); with ``streaming`` the validation patches and the patch
+    indices."""
+    patch_bytes = settings.patch_hw[0] * settings.patch_hw[1] * 5
+    if settings.patch_source == "in_memory":
+        return 3 * settings.N_subimgs * patch_bytes
+    _, n_validation = split_counts(settings)
+    return n_validation * patch_bytes + 16 * settings.N_subimgs
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: Linux's MemAvailable, within a container's limit; None elsewhere."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        available = int(meminfo.split("MemAvailable:")[1].split()[0]) * 1024
+    except (OSError, IndexError, ValueError):
+        return None
+    try:
+        cgroup = Path("/sys/fs/cgroup")
+        limit = int((cgroup / "memory.max").read_text()) - int((cgroup / "memory.current").read_text())
+        return min(available, limit)
+    except (OSError, ValueError):  # no cgroup v2, or "max": no limit
+        return available
+
+
+def check_memory(settings: TrainingSettings) -> int:
+    """Refuse, before allocating, patches that do not fit in memory; the bytes they take."""
+    needed, available = patch_memory(settings), available_memory()
+    if available is not None and needed > available:
+        streaming = "" if settings.patch_source == "streaming" else ", or set patch_source = streaming"
+        raise UserError(
+            f"{settings.where} N_subimgs = {settings.N_subimgs}: its {settings.patch_hw[0]}x{settings.patch_hw[1]} "
+            f"patches need about {_gib(needed)} of memory ({settings.patch_source}) and {_gib(available)} are "
+            f"available; lower N_subimgs{streaming}"
+        )
+    return needed
+
+
+def _gib(count: int) -> str:
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
 
 
 def fov_constraint(settings: TrainingSettings, fov_masks: np.ndarray | None):
@@ -154,15 +205,16 @@ def streaming_patches(settings: TrainingSettings, images, labels, inside, rng, f
 
 
 class SafeCheckpoints(keras.callbacks.Callback):
-    """After every epoch: last weights, best-by-validation-loss weights and a resumable checkpoint,
-    each written atomically, so a crash or Ctrl-C at any moment leaves complete, loadable files.
-    A NaN loss stops training before anything is saved from the broken epoch."""
+    """After every epoch, its files as one atomic group: last weights, best-by-validation-loss weights, a resumable
+    checkpoint, the history and the training state. A crash, Ctrl-C or full disk at any moment leaves the files of
+    the last finished epoch, complete and consistent with each other. A NaN loss stops training before anything is
+    saved from the broken epoch."""
 
     def __init__(self, experiment: Experiment, state: TrainingState):
         super().__init__()
         self.experiment, self.best_loss = experiment, state.best_val_loss
         self.nan_epoch = None
-        self.epochs_saved = state.epochs_done  # the last epoch whose weights and checkpoint are on disk
+        self.epochs_saved = state.epochs_done  # the last epoch whose files are on disk
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
@@ -176,15 +228,38 @@ class SafeCheckpoints(keras.callbacks.Callback):
             self.nan_epoch = epoch + 1
             self.model.stop_training = True
             return
-        self._save_weights("last")
-        if logs["val_loss"] < self.best_loss:
-            self.best_loss = float(logs["val_loss"])
-            self._save_weights("best")
-        with atomic_path(self.experiment.checkpoint, suffix=".keras") as temp:
-            self.model.save(temp)
-        self.experiment.write_state(TrainingState(epoch + 1, self.best_loss))
-        self.epochs_saved = epoch + 1
         logs["minutes"] = (time.perf_counter() - self.start) / 60  # this session's training time, for the history
+        best_loss = min(self.best_loss, float(logs["val_loss"]))
+        experiment = self.experiment
+        try:
+            require_free_space(experiment.folder, self._bytes_per_epoch(), f"the files of epoch {epoch + 1}")
+            with atomic_group():
+                self._save_weights("last")
+                if best_loss < self.best_loss:
+                    self._save_weights("best")
+                with atomic_path(experiment.checkpoint, suffix=".keras") as temp:
+                    self.model.save(temp)
+                experiment.write_history(epoch, logs)
+                experiment.write_state(TrainingState(epoch + 1, best_loss))
+        except DiskFullError as error:
+            then = "continue with --resume" if self.epochs_saved else "run again"
+            raise UserError(
+                f"{error.path}: the disk is full ({error.reason}); {self.kept()}; free some space, then {then}"
+            ) from None
+        self.best_loss, self.epochs_saved = best_loss, epoch + 1
+
+    def kept(self) -> str:
+        """What an interrupted training leaves behind."""
+        if self.epochs_saved:
+            return f"the weights of epoch {self.epochs_saved}, the last good one, are kept in {self.experiment.folder}/"
+        return "no epoch had finished, so no weights were saved"
+
+    def _bytes_per_epoch(self) -> int:
+        """Generously, what an epoch's files take: two weights files and the checkpoint (the weights again and
+        the optimizer's state), plus headers, history and state."""
+        weights = sum(array.nbytes for array in self.model.get_weights())
+        optimizer = sum(variable.numpy().nbytes for variable in self.model.optimizer.variables)
+        return 3 * weights + optimizer + 2**20
 
     def _save_weights(self, which: str) -> None:
         """The network's weights alone: a compiled model's save_weights would add the optimizer state (3x the size)."""
@@ -196,7 +271,7 @@ class SafeCheckpoints(keras.callbacks.Callback):
 
 class TrainingCurves(keras.callbacks.Callback):
     """After every epoch, ``training_curves.png`` redrawn from the whole history CSV, so that after a resume it
-    shows every epoch; placed after the CSVLogger, which has written the epoch's row by then."""
+    shows every epoch; placed after SafeCheckpoints, which has written the epoch's row by then."""
 
     def __init__(self, experiment: Experiment):
         super().__init__()
@@ -257,22 +332,15 @@ def check_tensorboard(settings: TrainingSettings) -> None:
         )
 
 
-def load_checkpoint(path: Path, settings: TrainingSettings) -> keras.Model:
-    """The model and optimizer state saved after the last finished epoch, checked against the configuration."""
+def load_checkpoint(path: Path) -> keras.Model:
+    """The model and optimizer state saved after the last finished epoch."""
     if not zipfile.is_zipfile(path):  # Keras would report "File not found" for a damaged archive
-        raise UserError(f"{path}: unreadable checkpoint (not a complete .keras archive); start over with --overwrite")
+        raise UserError(f"{path}: unreadable checkpoint (not a complete .keras archive); {start_over(path.parent)}")
     try:
-        model = keras.models.load_model(path)
+        return keras.models.load_model(path)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{path}: unreadable checkpoint ({reason}); start over with --overwrite") from None
-    trained = tuple(model.input_shape[1:3])
-    if trained != settings.patch_hw:
-        raise UserError(
-            f"{settings.source}: [data attributes] patch {settings.patch_hw[0]}x{settings.patch_hw[1]} differs from "
-            f"the {trained[0]}x{trained[1]} patches of the checkpoint {path.name}; resume with the original settings"
-        )
-    return model
+        raise UserError(f"{path}: unreadable checkpoint ({reason}); {start_over(path.parent)}") from None
 
 
 def device_strategy() -> tf.distribute.Strategy:
@@ -284,14 +352,17 @@ def device_strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def learning_rate_schedule(settings: TrainingSettings, steps_per_epoch: int):
+    """The learning rate, or with ``lr_schedule = cosine`` its decay to 0 over all N_epochs."""
+    if settings.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps_per_epoch * settings.N_epochs)
+    return settings.learning_rate
+
+
 def compile_model(model: keras.Model, settings: TrainingSettings, steps_per_epoch: int) -> None:
     """Loss and optimizer: categorical cross-entropy per pixel (sparse labels, same loss) and SGD as published."""
-    learning_rate = settings.learning_rate
-    if settings.lr_schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps_per_epoch * settings.N_epochs)
-    optimizer = (
-        keras.optimizers.SGD(learning_rate) if settings.optimizer == "sgd" else keras.optimizers.Adam(learning_rate)
-    )
+    rate = learning_rate_schedule(settings, steps_per_epoch)
+    optimizer = keras.optimizers.SGD(rate) if settings.optimizer == "sgd" else keras.optimizers.Adam(rate)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -299,48 +370,106 @@ def compile_model(model: keras.Model, settings: TrainingSettings, steps_per_epoc
     )
 
 
-def prepare_experiment_folder(experiment: Experiment, resume: bool, overwrite: bool) -> TrainingState:
-    """Create the experiment folder, refusing to train over finished weights unless asked; the state to start from."""
+def start_over(folder: Path) -> str:
+    """The way out that loses nothing when a folder cannot be continued."""
+    return f"start over with --overwrite (its files move to {folder}/replaced-<date-time>/)"
+
+
+@contextlib.contextmanager
+def experiment_in_use(experiment: Experiment):
+    """The experiment folder, created if need be and locked for the block: a second training of it is refused.
+    A folder this run created and left empty is removed."""
     folder = experiment.folder
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(folder_for(folder))
+        except OSError as error:  # e.g. a regular file of that name is in the way
+            raise UserError(
+                f"{folder}/: cannot create the experiment folder ({error.strerror or error}); "
+                f"move the file of that name away, or {ANOTHER_NAME}"
+            ) from None
+        try:
+            stale = stack.enter_context(held(experiment.lock_file))
+        except InUseError as error:
+            raise UserError(
+                f"{folder}/ is in use by another training ({error.owner}); wait for it to finish, or {ANOTHER_NAME}"
+            ) from None
+        except OSError as error:  # a read-only folder, ...
+            raise UserError(
+                f"{folder}/: cannot write there ({error.strerror or error}); fix its permissions, or {ANOTHER_NAME}"
+            ) from None
+        if stale:
+            print(f"note: {experiment.lock_file} was left by {stale}, which has ended; taking it over", flush=True)
+        yield
+
+
+def starting_state(settings: TrainingSettings, experiment: Experiment, resume: bool, overwrite: bool) -> TrainingState:
+    """The state to train from; refuses what would lose work or mix two trainings in one folder."""
+    folder = experiment.folder
+    trained = [path for path in (experiment.weights("best"), experiment.weights("last"), experiment.state_file,
+                                 experiment.checkpoint) if path.exists()]  # fmt: skip
+    resumable = experiment.state_file.is_file() and experiment.checkpoint.is_file()
     if resume:
-        state = experiment.read_state()
-        if state is None or not experiment.checkpoint.is_file():
-            raise UserError(f"{folder}/: no checkpoint to resume from; start without --resume")
-        trim_history(experiment.history, state.epochs_done)
-        return state
-    finished = [p for p in (experiment.weights("best"), experiment.state_file) if p.exists()]
-    if finished and not overwrite:
+        if not resumable:
+            if trained:
+                raise UserError(
+                    f"{folder}/ holds a trained model ({trained[0].name}) but no checkpoint to resume from; "
+                    f"{ANOTHER_NAME}, or {start_over(folder)}"
+                )
+            raise UserError(f"{folder}/: no training to resume (no epoch finished); start it without --resume")
+        check_resume_settings(settings, experiment)
+        return experiment.read_state()
+    if trained and not overwrite:
+        resume_it = "continue it with --resume, " if resumable else ""
         raise UserError(
-            f"{folder}/ already holds a trained model ({finished[0].name}); continue it with --resume, "
-            "start over with --overwrite, or change [experiment name] name"
+            f"{folder}/ already holds a trained model ({trained[0].name}); {resume_it}{ANOTHER_NAME}, or "
+            f"{start_over(folder)}"
         )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:  # e.g. a regular file of that name is in the way
-        raise UserError(
-            f"{folder}/: cannot create the experiment folder ({error.strerror or error}); "
-            "move the file of that name away or change [experiment name] name"
-        ) from None
-    for stale in (experiment.state_file, experiment.checkpoint, experiment.history, experiment.training_curves):
-        stale.unlink(missing_ok=True)
+    if trained:
+        aside = set_aside(experiment)
+        print(f"note: the earlier files of {folder}/ were moved to {aside}/", flush=True)
     shutil.rmtree(experiment.tensorboard, ignore_errors=True)  # a fresh training starts a fresh dashboard
     return TrainingState()
 
 
-def trim_history(path: Path, epochs_done: int) -> None:
-    """Keep the history rows of the checkpointed epochs only: an epoch that was interrupted after its row
-    was written, or that stopped on a NaN loss, is trained again on resume and must not appear twice."""
-    if not path.is_file():
+def set_aside(experiment: Experiment) -> Path:
+    """Move an earlier training's files and TensorBoard folder into ``<folder>/replaced-<time>/``, so that
+    --overwrite loses nothing. The training log stays: this run appends to it."""
+    aside = experiment.folder / time.strftime("replaced-%Y%m%d-%H%M%S")
+    aside.mkdir(exist_ok=True)
+    stay = (experiment.lock_file, experiment.training_log)
+    for path in experiment.folder.iterdir():
+        if (path.is_file() and path not in stay) or path == experiment.tensorboard:
+            path.replace(aside / path.name)
+    return aside
+
+
+def check_resume_settings(settings: TrainingSettings, experiment: Experiment) -> None:
+    """Refuse to resume with other settings than the checkpoint was trained with (saved in the experiment's copy
+    of the configuration), but for those RESUME_MAY_CHANGE: one line that names every key that differs."""
+    saved_path = experiment.configuration
+    if not saved_path.is_file() or saved_path.resolve() == settings.source.resolve():
         return
-    lines = path.read_text().splitlines(keepends=True)
+    with warnings.catch_warnings():  # its unknown keys were reported when it was used
+        warnings.simplefilter("ignore", ConfigWarning)
+        saved = load_config(saved_path).training
+    changed = [
+        _change(field.name, getattr(settings, field.name), getattr(saved, field.name))
+        for field in dataclasses.fields(settings)
+        if field.name not in RESUME_MAY_CHANGE and getattr(settings, field.name) != getattr(saved, field.name)
+    ]
+    if changed:
+        raise UserError(
+            f"{settings.source}: {', '.join(changed)}: not the settings {experiment.folder}/ was trained with; "
+            f"resume with --config {saved_path} (raise N_epochs there to train longer), or {ANOTHER_NAME}"
+        )
 
-    def checkpointed(line: str) -> bool:
-        epoch = line.split(",", 1)[0].strip()
-        return epoch.isdigit() and int(epoch) < epochs_done
 
-    kept = lines[:1] + [line for line in lines[1:] if checkpointed(line)]
-    if kept != lines:
-        write_text(path, "".join(kept))
+def _change(key: str, now, before) -> str:
+    """``learning_rate = 0.5 (was 0.01)``; the patch size as ``patch 32x32 (was 16x16)``."""
+    if key == "patch_hw":
+        return f"patch {now[0]}x{now[1]} (was {before[0]}x{before[1]})"
+    return f"{key} = {now} (was {before})"
 
 
 def save_model_picture(model: keras.Model, path: Path) -> None:
@@ -389,14 +518,21 @@ def fit(
     """
     check_patch_settings(settings, images.shape)
     check_tensorboard(settings)
+    memory = check_memory(settings)
     if not resume and settings.initial_weights is not None:
         initial_model(settings)  # a missing or foreign file is reported before anything is written
-    state = prepare_experiment_folder(experiment, resume, overwrite)
-    folder = experiment.folder
+    with experiment_in_use(experiment):
+        state = starting_state(settings, experiment, resume, overwrite)
+        return _fit_in_folder(settings, experiment, images, labels, fov_masks, state, callbacks, memory)
+
+
+def _fit_in_folder(settings, experiment, images, labels, fov_masks, state, callbacks, memory) -> Path:
+    """``fit`` once the folder is locked and the starting state known."""
+    folder, resume = experiment.folder, state.epochs_done > 0
     if state.epochs_done >= settings.N_epochs:
         raise UserError(f"{folder}/ finished all {settings.N_epochs} epochs already; raise N_epochs to train further")
     keras.mixed_precision.set_global_policy(settings.precision)
-    keras.utils.set_random_seed(settings.seed + state.epochs_done)
+    keras.utils.set_random_seed((settings.seed + state.epochs_done) % SEED_LIMIT)
     rng = np.random.default_rng(settings.seed)
     inside = fov_constraint(settings, fov_masks)
     if settings.patch_source == "in_memory":
@@ -407,19 +543,25 @@ def fit(
     steps_per_epoch = math.ceil(n_train / settings.batch_size)
     start = f", starting from {settings.initial_weights}" if settings.initial_weights and not resume else ""
     print(
-        f"training on {n_train} patches, validating on {n_validation} ({settings.patch_source}), "
-        f"{settings.N_epochs} epochs of batch {settings.batch_size}, {settings.optimizer} lr {settings.learning_rate}"
-        f"{start}",
+        f"training on {n_train} patches, validating on {n_validation} ({settings.patch_source}, about "
+        f"{_gib(memory)} of memory), {settings.N_epochs} epochs of batch {settings.batch_size}, {settings.optimizer} "
+        f"lr {settings.learning_rate}{start}",
         flush=True,
     )
     with device_strategy().scope():
         if resume:
-            model = load_checkpoint(experiment.checkpoint, settings)
+            model = load_checkpoint(experiment.checkpoint)
         else:
             model = initial_model(settings)
             compile_model(model, settings, steps_per_epoch)
     if resume:
-        print(f"resuming after epoch {state.epochs_done} (best validation loss {state.best_val_loss:.5f})", flush=True)
+        if settings.lr_schedule == "cosine":  # decaying over the N_epochs of now: more epochs train on
+            model.optimizer.learning_rate = learning_rate_schedule(settings, steps_per_epoch)
+        print(
+            f"resuming after epoch {state.epochs_done} (best validation loss {state.best_val_loss:.5f}, "
+            f"learning rate now {float(model.optimizer.learning_rate):.3g})",
+            flush=True,
+        )
     else:
         write_text(experiment.architecture, model.to_json(indent=2))
         save_model_picture(model, experiment.model_picture)
@@ -428,10 +570,10 @@ def fit(
         save_grid(folder / "sample_input_imgs.png", sample_images, per_row)
         save_grid(folder / "sample_input_masks.png", sample_labels.astype(np.float32), per_row)
 
-    # the configuration used, copied once the model is ready to train
+    # the configuration used, copied once the model is ready to train (under the name it trains under)
     if settings.source.resolve() != experiment.configuration.resolve():  # --config <name>/configuration.txt
-        with atomic_path(experiment.configuration, suffix=".txt") as temp:
-            shutil.copyfile(settings.source, temp)
+        text = settings.source.read_text(encoding="utf-8-sig")
+        write_text(experiment.configuration, with_name(text, experiment.name))
     checkpoints = SafeCheckpoints(experiment, state)
     x, y = data["train"] if isinstance(data["train"], tuple) else (data["train"], None)
     model.fit(
@@ -446,20 +588,15 @@ def fit(
         verbose=2 if settings.nohup or not sys.stdout.isatty() else 1,
         callbacks=[
             checkpoints,
-            keras.callbacks.CSVLogger(str(experiment.history), append=True),
             TrainingCurves(experiment),
             *(tensorboard_callbacks(experiment, data["validation"]) if settings.tensorboard else ()),
             *callbacks,
         ],
     )
     if checkpoints.nan_epoch is not None:
-        kept = (
-            f"the weights of epoch {checkpoints.epochs_saved}, the last good one, are kept in {folder}/"
-            if checkpoints.epochs_saved
-            else "no epoch had finished, so no weights were saved"
-        )
         raise UserError(
-            f"the training loss became NaN in epoch {checkpoints.nan_epoch}; training stopped and {kept}; "
-            f"lower [training settings] learning_rate ({settings.learning_rate}) in {settings.source}"
+            f"the training loss became NaN in epoch {checkpoints.nan_epoch}; training stopped and "
+            f"{checkpoints.kept()}; lower [training settings] learning_rate ({settings.learning_rate}) "
+            f"in {settings.source}"
         )
     return folder

@@ -8,7 +8,11 @@ target must be a name bound by an enclosing ``with atomic_path(...) as name`` (`
 
 import ast
 import dataclasses
+import errno
+import os
+import signal
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -19,13 +23,12 @@ SOURCES = ("lib/*.py", "src/*.py", "*.py")
 ALLOWED = {
     # the nohup log, the process's own stdout and stderr, appended a line at a time as the user reads it
     ("src/cli.py", "log_to", "open"),
-    # Keras' CSVLogger appends a row per finished epoch to training_history.csv (a kill can only cut the last
-    # row short); --resume drops the rows of epochs that were not checkpointed (src.training.trim_history)
-    ("src/training.py", "fit", "CSVLogger"),
     # TensorBoard's event files ([training settings] tensorboard): its writers append CRC-checked records, which
     # TensorBoard reads while they grow and whose cut-short last one it skips; a resume starts new files
     ("src/training.py", "tensorboard_callbacks", "TensorBoard"),
     ("src/training.py", "on_train_begin", "create_file_writer"),
+    # the lock file: its flock, not its content, is the lock; the pid in it is only for the refusal message
+    ("lib/lock.py", "_locked_handle", "open"),
     # the export writers are handed the temporary path of the caller's atomic_path (src.export.atomic_output)
     ("src/export.py", "write_tflite", "write_bytes"),
     ("src/export.py", "write_onnx", "save"),
@@ -255,3 +258,52 @@ def test_the_check_accepts_atomic_and_in_memory_writes(source):
 )
 def test_the_check_ignores_reads(source):
     assert writes_in(source) == []
+
+
+# ------------------------------------------------------------------ files that belong together
+
+
+def test_a_group_renames_its_files_only_when_all_are_written(tmp_path):
+    """atomic_group: the disk filling up at the third file leaves the two earlier targets as they were, no
+    temporary file and no folder made for the files; success replaces all three."""
+    from lib.errors import DiskFullError
+    from lib.imageio import atomic_group, atomic_path, write_text
+
+    paths = [tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "new" / "c.txt"]
+    for path in paths[:2]:
+        path.write_text("old")
+
+    def write_all(disk_full: bool):
+        with atomic_group():
+            for path in paths[:2]:
+                write_text(path, "new")
+            with atomic_path(paths[2]) as temp:
+                temp.write_text("new")
+                if disk_full:
+                    raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(DiskFullError, match="c.txt: the disk is full"):
+        write_all(disk_full=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+    assert [path.read_text() for path in paths[:2]] == ["old", "old"]
+    write_all(disk_full=False)
+    assert [path.read_text() for path in paths] == ["new"] * 3
+
+
+def test_ctrl_c_waits_for_the_renames_of_a_group(tmp_path):
+    """SIGINT arriving while a group renames its files is delivered once all are renamed: all new, or all old."""
+    from lib.imageio import atomic_group, write_text
+
+    paths = [tmp_path / f"{index}.txt" for index in range(3)]
+    original = os.replace
+
+    def replace_then_interrupt(source, target):
+        original(source, target)
+        if Path(target) == paths[0]:
+            signal.raise_signal(signal.SIGINT)  # between the first and the second rename
+
+    with pytest.raises(KeyboardInterrupt), mock.patch("os.replace", replace_then_interrupt):
+        with atomic_group():
+            for path in paths:
+                write_text(path, "new")
+    assert [path.read_text() for path in paths] == ["new"] * 3

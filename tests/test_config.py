@@ -290,3 +290,112 @@ def test_the_write_config_fixture(write_config, tmp_path):
     assert (config.training.patch_hw, config.training.N_epochs, config.testing.inference.mode) == ((16, 16), 2, "whole")
     dropped = write_config(drop=[("testing settings", "whole_image")], filename="other.txt")
     assert load_config(dropped).testing.inference.mode == "patches"
+
+
+# ------------------------------------------------------------------ as the published parser read it
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    """Windows editors save UTF-8 with a byte order mark; the published parser (Python 2) read such files."""
+    path = tmp_path / "configuration.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + PUBLISHED.encode())
+    assert load_config(path).training.N_epochs == 150
+
+
+def test_keys_in_any_case(tmp_path):
+    """The published ConfigParser matched keys in any case: n_epochs is N_epochs."""
+    path = tmp_path / "configuration.txt"
+    path.write_text(replace(replace(PUBLISHED, "N_epochs = 150", "n_epochs = 7"), "inside_FOV", "INSIDE_fov"))
+    training = load_config(path).training
+    assert training.N_epochs == 7 and training.inside_FOV is False
+
+
+def test_an_unknown_key_is_a_warning_naming_the_closest_known_one(tmp_path):
+    from lib.config import ConfigWarning
+
+    path = tmp_path / "configuration.txt"
+    path.write_text(PUBLISHED + "lr_shedule = cosine\ncolour = blue\n")
+    with pytest.warns(ConfigWarning) as caught:
+        config = load_config(path)
+    assert config.testing.nohup is False  # appended to [testing settings]: read as written otherwise
+    assert [str(warning.message) for warning in caught] == [  # [testing settings] has no lr_schedule
+        f"{path}: [testing settings] unknown key 'lr_shedule' is ignored",
+        f"{path}: [testing settings] unknown key 'colour' is ignored",
+    ]
+
+
+def test_a_misspelt_optional_key_names_the_known_one(tmp_path):
+    from lib.config import ConfigWarning
+
+    path = tmp_path / "configuration.txt"
+    path.write_text(replace(PUBLISHED, "nohup = True", "nohup = True\nlr_shedule = cosine"))
+    with pytest.warns(ConfigWarning, match=r"\[training settings\] unknown key 'lr_shedule' is ignored \(did you mean "
+                                           r"lr_schedule\?\)"):  # fmt: skip
+        assert load_config(path).training.lr_schedule == "constant"
+
+
+def test_a_misspelt_published_key_is_an_error(tmp_path):
+    """A published key that the file misspells would silently take its default: refused, naming both."""
+    path = tmp_path / "configuration.txt"
+    path.write_text(replace(PUBLISHED, "best_last = best", "best_lats = last"))
+    with pytest.raises(UserError, match=r"\[testing settings\] unknown key 'best_lats' and the published key "
+                                        r"'best_last' is missing"):  # fmt: skip
+        load_config(path)
+
+
+def test_a_missing_key_names_its_likely_misspelling(tmp_path):
+    path = tmp_path / "configuration.txt"
+    path.write_text(replace(PUBLISHED, "N_epochs = 150", "N_epoch = 150"))
+    with pytest.raises(UserError, match=r"key 'N_epochs' is missing \(written as 'n_epoch'\?\)"):
+        load_config(path)
+
+
+def test_the_published_keys_are_those_of_the_published_file():
+    import configparser
+
+    from lib.config import PUBLISHED_KEYS
+
+    parser = configparser.ConfigParser()
+    parser.optionxform = str
+    parser.read_string(PUBLISHED)
+    assert {section: set(parser[section]) for section in parser.sections()} == PUBLISHED_KEYS
+
+
+@pytest.mark.parametrize("name", ["configuration.txt", "configuration_fast.txt", "configuration_STARE.txt",
+                                  "configuration_STARE_scratch.txt", "configuration_STARE_pretrained.txt",
+                                  "test/configuration.txt"])  # fmt: skip
+def test_the_shipped_configurations_have_no_unknown_key(repo, name):
+    import warnings
+
+    from lib.stare import load_leave_one_out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_config(repo / name)
+        if "STARE" in name:
+            load_leave_one_out(repo / name)
+
+
+def test_seeds_stop_below_two_to_the_32(tmp_path):
+    path = tmp_path / "configuration.txt"
+    path.write_text(replace(PUBLISHED, "nohup = True", "nohup = True\nseed = 4294967296"))
+    with pytest.raises(UserError, match="seed = 4294967296 is too large; it must be at most 4294967295"):
+        load_config(path)
+
+
+# ------------------------------------------------------------------ --name
+
+
+def test_another_experiment_name(published):
+    config = load_config(published, name="mine")
+    assert config.name == "mine" and config.experiment == Experiment(Path("mine"), "mine")
+    with pytest.raises(UserError, match=r"--name '\.\./up' must be a plain folder name"):
+        load_config(published, name="../up")
+
+
+def test_the_copy_under_another_name_changes_the_name_alone():
+    from lib.config import with_name
+
+    renamed = with_name(PUBLISHED, "mine")
+    assert renamed == PUBLISHED.replace("[experiment name]\nname = test\n", "[experiment name]\nname = mine\n")
+    assert with_name(PUBLISHED, "test") == PUBLISHED

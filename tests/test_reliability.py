@@ -11,7 +11,9 @@ the README table with the real ``error:`` lines.
 """
 
 import dataclasses
+import errno
 import json
+import math
 import os
 import runpy
 import shutil
@@ -79,12 +81,12 @@ def save_other_weights(path: Path) -> None:
     model.save_weights(path)
 
 
-def files_of(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file under ``folder`` with its size and modification time: what a run wrote or changed."""
+def files_of(folder: Path) -> dict[str, tuple[int, int] | str]:
+    """Every file under ``folder`` with its size and modification time, and every folder: what a run wrote or
+    changed, or left behind (an empty experiment folder, an empty log)."""
     return {
-        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns) if path.is_file() else "folder"
         for path in sorted(folder.rglob("*"))
-        if path.is_file()
     }
 
 
@@ -185,6 +187,27 @@ def _blocked_data_folder(folder):
 def _damaged_checkpoint(folder):
     (folder / "exp" / "exp_checkpoint.keras").write_bytes(b"PK\x03\x04 not a zip archive")
     (folder / "exp" / "training_state.json").write_text('{"epochs_done": 1, "best_val_loss": 0.5}')
+
+
+def _trained_experiment(folder):
+    """exp/ as after a finished epoch: a checkpoint, its state and the configuration it was trained with."""
+    exp = folder / "exp"
+    (exp / "exp_checkpoint.keras").write_bytes(b"not read: the settings are refused first")
+    (exp / "training_state.json").write_text('{"epochs_done": 1, "best_val_loss": 0.5}')
+    shutil.copyfile(folder / "configuration.txt", exp / "configuration.txt")
+
+
+def _resumed_with_other_settings(folder):
+    _trained_experiment(folder)
+    write_config(folder, {"training settings": {"optimizer": "adam", "learning_rate": "0.5", "batch_size": "8"}})
+
+
+def _black_test_masks(folder):
+    from lib.datasets import write_hdf5
+
+    path = folder / DATA / "DRIVE_dataset_borderMasks_test.hdf5"
+    with h5py.File(path, "r") as handle:
+        write_hdf5(path, np.zeros_like(handle["image"][()]))
 
 
 PREPARE = "prepare_datasets_DRIVE.py"
@@ -402,17 +425,72 @@ CASES = {
         setup=lambda folder: (shutil.rmtree(folder / "exp"), _blocking_file("exp")(folder)),
     ),
     "resume without checkpoint": Case(
+        "--resume where the folder holds weights but no checkpoint (the shipped test/)",
+        TRAIN,
+        ("--resume",),
+        ("exp/", "no checkpoint to resume from", "--name NEW", "--overwrite", "exp/replaced-"),
+        tensorflow=True,
+    ),
+    "resume with nothing": Case(
         "--resume with nothing to resume",
         TRAIN,
         ("--resume",),
-        ("exp/", "no checkpoint to resume from", "without --resume"),
+        ("exp/", "no training to resume", "without --resume"),
         tensorflow=True,
+        setup=_remove("exp"),
+    ),
+    "trained without checkpoint": Case(
+        "training where the folder holds weights but no checkpoint (the shipped test/ in a fresh clone)",
+        TRAIN,
+        (),
+        ("exp/", "already holds a trained model", "--name NEW", "--overwrite", "exp/replaced-"),
+        tensorflow=True,
+    ),
+    "resume with other settings": Case(
+        "--resume with other training settings than the checkpoint's",
+        TRAIN,
+        ("--resume",),
+        ("optimizer = adam (was sgd)", "learning_rate = 0.5 (was 0.05)", "batch_size = 8 (was 16)",
+         "--config exp/configuration.txt", "--name NEW"),
+        tensorflow=True,
+        setup=_resumed_with_other_settings,
+    ),
+    "seed too large": Case(
+        "a seed beyond 2**32 - 1",
+        TRAIN,
+        (),
+        ("configuration.txt", "seed = 4294967296", "at most 4294967295"),
+        setup=_config({"training settings": {"seed": "4294967296"}}),
+    ),
+    "patches beyond memory": Case(
+        "more patches than the memory holds (N_subimgs = 400000000)",
+        TRAIN,
+        (),
+        ("configuration.txt", "N_subimgs = 400000000", "GiB of memory", "available", "lower N_subimgs",
+         "patch_source = streaming"),
+        tensorflow=True,
+        setup=_config({"training settings": {"N_subimgs": "400000000"}}),
+    ),
+    "published key misspelt": Case(
+        "a published key misspelt (nohupp for nohup)",
+        TRAIN,
+        (),
+        ("configuration.txt", "unknown key 'nohupp'", "'nohup' is missing"),
+        setup=_config({"training settings": {"nohupp": "True"}}, drop=[("training settings", "nohup")]),
+    ),
+    "black FOV masks": Case(
+        "all-black FOV masks in the test set",
+        TEST,
+        (),
+        ("DRIVE_dataset_borderMasks_test.hdf5", "test image 1 is all black", "re-run the prepare script"),
+        tensorflow=True,
+        setup=_black_test_masks,
     ),
     "checkpoint damaged": Case(
         "--resume with a damaged checkpoint",
         TRAIN,
         ("--resume",),
-        ("exp_checkpoint.keras", "not a complete .keras archive", "--overwrite"),
+        ("exp_checkpoint.keras", "not a complete .keras archive", "--overwrite", "exp/replaced-"),
         tensorflow=True,
         setup=_damaged_checkpoint,
     ),
@@ -477,14 +555,13 @@ def test_stride_equal_to_the_patch_is_allowed(tmp_path):
     assert config.testing.inference.stride_hw == config.testing.inference.patch_hw == (16, 16)
 
 
-def test_every_case_has_a_documented_row():
+def test_every_case_has_a_row_in_the_bad_input_table():
     """docs/bad-input.md lists every case tried here, with its real error line."""
     page = (REPO / "docs" / "bad-input.md").read_text()
-    assert "## Bad input" in page
     section = page.split("## Bad input", 1)[1].split("\n## ", 1)[0]
     assert "| bad input" in section, "no bad-input table (python tests/test_reliability.py prints it)"
     for case in CASES.values():
-        assert case.row in section, case.row
+        assert f"| {case.row} — " in section, case.row
 
 
 # ------------------------------------------------------------------ interruptions
@@ -536,9 +613,9 @@ def test_a_kill_is_reported_like_ctrl_c_and_cleans_up(tmp_path, capsys):
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is the caller's again
 
 
-def test_interrupted_prepare_leaves_no_partial_hdf5(base, tmp_path, capsys, monkeypatch):
-    """Ctrl-C while the third HDF5 file is half-written: no file of that name, no temporary file; the files
-    written before are complete."""
+def test_interrupted_prepare_replaces_no_file(base, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the third HDF5 file is being built: the prepare script writes all its files or none, so no
+    file is written, no temporary file or empty folder is left."""
     folder = tmp_path / "run"
     shutil.copytree(base, folder, ignore=shutil.ignore_patterns(DATA))
     calls = []
@@ -546,7 +623,6 @@ def test_interrupted_prepare_leaves_no_partial_hdf5(base, tmp_path, capsys, monk
     def third_dataset(self, name, *args, **kwargs):
         calls.append(self.file.filename)
         if len(calls) == 3:
-            original(self, name, shape=(1,), dtype="u1")  # something is on disk: a partial file
             raise KeyboardInterrupt
         return original(self, name, *args, **kwargs)
 
@@ -554,12 +630,75 @@ def test_interrupted_prepare_leaves_no_partial_hdf5(base, tmp_path, capsys, monk
     monkeypatch.setattr(h5py.Group, "create_dataset", third_dataset)
     result = run_in_process(PREPARE, "--drive", "DRIVE", cwd=folder, capsys=capsys)
     _assert_interrupted(result)
-    written = sorted(p.name for p in (folder / DATA).iterdir())
-    assert written == ["DRIVE_dataset_groundTruth_train.hdf5", "DRIVE_dataset_imgs_train.hdf5"]
-    from lib.datasets import load_hdf5
+    assert not (folder / DATA).exists()
 
-    assert load_hdf5(folder / TRAIN_IMAGES, channels=3).shape == (4, 3, *SIZE)
-    assert not _temporaries(folder / DATA)
+
+def _other_drive(folder: Path) -> None:
+    """A second DRIVE download, other images than the prepared ones, in folder/DRIVE2."""
+    from lib.synthetic import write_synthetic_drive
+
+    write_synthetic_drive(folder / "DRIVE2", n_train=4, n_test=2, height=SIZE[0], width=SIZE[1], seed=1)
+
+
+def _disk_full_at_call(monkeypatch, target, name, call: int):
+    """Make the ``call``-th call of ``target.name`` fail as a full disk does (ENOSPC)."""
+    original, calls = getattr(target, name), []
+
+    def failing(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == call:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, failing)
+
+
+def test_full_disk_during_prepare_keeps_every_earlier_file(base, tmp_path, capsys, monkeypatch):
+    """The disk fills while the fourth of seven HDF5 files is written: one line, and the seven files of the
+    earlier run stay as they were: never new training files beside old test files."""
+    folder = prepare_case(base, tmp_path / "run", Case("", PREPARE))
+    _other_drive(folder)
+    before = files_of(folder / DATA)
+    _disk_full_at_call(monkeypatch, Path, "write_bytes", call=4)
+    result = run_in_process(PREPARE, "--drive", "DRIVE2", cwd=folder, capsys=capsys)
+    assert_user_error(result, "DRIVE_dataset_imgs_test.hdf5", "the disk is full", "free some space")
+    assert files_of(folder / DATA) == before
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Factory: a tmpfs of the given size mounted at a new folder, as a nearly full disk; skips where mounting
+    is not allowed (root in a machine or container that permits it)."""
+    mounted = []
+
+    def mount(folder: Path, size: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                capture_output=True, text=True)  # fmt: skip
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip() or result.returncode})")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_full_tmpfs_during_prepare_keeps_every_earlier_file(base, tmp_path, small_disk):
+    """As above on a real full disk: a 520 kB tmpfs holding the earlier run's files (about 300 kB) has room for
+    some of the new files only."""
+    folder = prepare_case(base, tmp_path / "run", Case("", PREPARE))
+    _other_drive(folder)
+    earlier = tmp_path / "earlier"
+    shutil.copytree(folder / DATA, earlier)
+    small_disk(folder / DATA, "520k")
+    for path in earlier.iterdir():
+        shutil.copy2(path, folder / DATA / path.name)
+    before = files_of(folder / DATA)
+    result = run_script(PREPARE, "--drive", "DRIVE2", cwd=folder)
+    assert_user_error(result, DATA, "the disk is full", "free some space")
+    assert files_of(folder / DATA) == before
 
 
 def test_interrupted_testing_leaves_no_partial_results(base, tmp_path, capsys, monkeypatch):
@@ -627,17 +766,202 @@ def test_nan_in_the_first_epoch_says_nothing_was_saved(base, tmp_path, capsys):
     assert not (folder / "exp" / "training_state.json").exists()
 
 
-def test_resume_drops_history_rows_of_unsaved_epochs(tmp_path):
-    """The NaN epoch (or one killed after its row was written) is trained again on --resume: its old row goes."""
-    from src.training import trim_history
+def test_the_history_holds_the_rows_of_the_saved_epochs_only(tmp_path):
+    """Each epoch rewrites the history with the rows before it: a row of an epoch trained again after --resume
+    (or one an earlier version appended before a NaN) goes, a column new in this epoch is added."""
+    from lib.experiment import Experiment
 
-    history = tmp_path / "training_history.csv"
-    history.write_text("epoch,accuracy,loss\n0,0.9,0.3\n1,0.8,nan\n")
-    trim_history(history, epochs_done=1)
-    assert history.read_text() == "epoch,accuracy,loss\n0,0.9,0.3\n"
-    trim_history(history, epochs_done=1)  # nothing to drop: unchanged
-    assert history.read_text() == "epoch,accuracy,loss\n0,0.9,0.3\n"
-    trim_history(tmp_path / "missing.csv", epochs_done=1)  # no history yet: nothing to do
+    experiment = Experiment(tmp_path, "exp")
+    experiment.history.write_text("epoch,accuracy,loss\n0,0.9,0.3\n1,0.8,nan\n")
+    experiment.write_history(1, {"loss": 0.25, "accuracy": 0.95, "minutes": 2.0})
+    assert experiment.history.read_text().splitlines() == [
+        "epoch,accuracy,loss,minutes", "0,0.9,0.3,", "1,0.95,0.25,2.0"
+    ]
+    Experiment(tmp_path / "new", "exp").write_history(0, {"loss": 0.5})
+    assert (tmp_path / "new" / "training_history.csv").read_text().splitlines() == ["epoch,loss", "0,0.5"]
+
+
+# ------------------------------------------------------------------ two trainings of one experiment
+
+
+def test_a_second_training_of_an_experiment_in_use_is_refused(base, tmp_path, capsys):
+    """While a training holds exp/ (its lock file, here held by this test), another one is refused with one line
+    naming the owner, and nothing in exp/ changes."""
+    from lib.lock import held
+
+    folder = prepare_case(base, tmp_path / "run", Case("", TRAIN))
+    before = files_of(folder)
+    with held(folder / "exp" / "training.lock"):
+        result = run_in_process(TRAIN, "--overwrite", cwd=folder, capsys=capsys)
+        assert_user_error(result, "exp/ is in use by another training", f"process {os.getpid()}", "--name NEW")
+        assert json.loads((folder / "exp" / "training.lock").read_text())["pid"] == os.getpid()
+    assert files_of(folder) == before
+
+
+def test_a_stale_lock_is_taken_over_with_a_note(base, tmp_path, capsys):
+    """A lock file left by a process that ended without removing it (kill -9) blocks nobody."""
+    folder = prepare_case(base, tmp_path / "run", Case("", TRAIN, setup=_remove("exp")))
+    (folder / "exp").mkdir()
+    (folder / "exp" / "training.lock").write_text('{"pid": 999999, "host": "elsewhere", "since": "yesterday"}')
+    result = run_in_process(TRAIN, "--resume", cwd=folder, capsys=capsys)
+    assert_user_error(result, "no training to resume")
+    assert "exp/training.lock was left by process 999999 on elsewhere since yesterday" in result.stdout
+    assert list((folder / "exp").iterdir()) == []  # the lock file goes with the run
+
+
+def test_the_lock_file(tmp_path):
+    from lib.errors import UserError
+    from lib.lock import InUseError, held
+
+    path = tmp_path / "training.lock"
+    with held(path) as stale:
+        assert stale is None
+        with pytest.raises(InUseError) as refused, held(path):
+            pass
+        assert isinstance(refused.value, UserError) and f"process {os.getpid()}" in refused.value.owner
+    assert not path.exists()
+    path.write_text("garbage")  # a lock file without an owner: taken over, and said so as well as it can be
+    with held(path) as stale:
+        assert stale is None
+
+
+# ------------------------------------------------------------------ ways out that lose nothing
+
+
+def test_overwrite_moves_the_earlier_model_aside(base, tmp_path, capsys):
+    """--overwrite over a trained model (the shipped test/ in a fresh clone) keeps it in exp/replaced-<time>/."""
+    from lib.experiment import Experiment
+    from src.training import starting_state
+
+    folder = prepare_case(base, tmp_path / "run", Case("", TRAIN))
+    experiment = Experiment(folder / "exp", "exp")
+    weights = experiment.weights("best").read_bytes()
+    settings = load_settings(folder)
+    state = starting_state(settings, experiment, resume=False, overwrite=True)
+    assert state.epochs_done == 0 and not experiment.weights("best").exists()
+    (aside,) = (folder / "exp").glob("replaced-*")
+    assert (aside / "exp_best.weights.h5").read_bytes() == weights
+    assert f"were moved to {aside}/" in capsys.readouterr().out
+
+
+def load_settings(folder: Path):
+    from lib.config import load_config
+
+    return load_config(folder / "configuration.txt").training
+
+
+def test_a_failed_run_leaves_no_empty_folder_or_log(base, tmp_path, capsys):
+    """nohup = True and no prepared data: one line; neither exp/ nor an empty exp/training.log is left."""
+    folder = prepare_case(base, tmp_path / "run", Case("", TRAIN, setup=_remove("exp", DATA)))
+    write_config(folder, {"training settings": {"nohup": "True"}})
+    before = files_of(folder)
+    result = run_in_process(TRAIN, cwd=folder, capsys=capsys)
+    assert_user_error(result, "HDF5 file not found")
+    assert files_of(folder) == before
+
+
+def test_weights_renamed_h5_load(base, tmp_path):
+    """Keras 3 reads weights only from a name ending in .weights.h5; a file renamed .h5 is linked to one."""
+    from src.model import load_trained_model
+
+    renamed = tmp_path / "model.h5"
+    shutil.copyfile(base / "exp" / "exp_best.weights.h5", renamed)
+    model = load_trained_model(renamed)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), load_trained_model(
+        base / "exp" / "exp_best.weights.h5").get_weights(), strict=True))
+
+
+# ------------------------------------------------------------------ resuming, full disks (these train)
+
+COSINE = {"optimizer": "adam", "learning_rate": "0.001", "lr_schedule": "cosine", "N_epochs": "1"}
+
+
+def _weights(path: Path) -> list[np.ndarray]:
+    from src.model import load_trained_model
+
+    return load_trained_model(path).get_weights()
+
+
+@pytest.mark.slow  # trains
+def test_resume_with_more_epochs_trains_on_under_the_cosine_schedule(base, tmp_path, capsys):
+    """N_epochs 1 -> 3 with --resume: the schedule is rebuilt for 3 epochs, so epochs 2 and 3 change the weights
+    (the checkpoint's schedule had decayed to 0 at the end of epoch 1)."""
+    folder = prepare_case(base, tmp_path / "run", Case("", TRAIN, setup=_remove("exp")))
+    write_config(folder, {"training settings": COSINE})
+    assert run_in_process(TRAIN, cwd=folder, capsys=capsys).returncode == 0
+    first = _weights(folder / "exp" / "exp_last.weights.h5")
+    write_config(folder, {"training settings": {**COSINE, "N_epochs": "3"}})
+    resumed = run_in_process(TRAIN, "--resume", cwd=folder, capsys=capsys)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "learning rate now 0.00075" in resumed.stdout  # cos(pi / 3) halfway: (1 + 0.5) / 2 * 0.001
+    assert not all(np.array_equal(a, b) for a, b in zip(first, _weights(folder / "exp" / "exp_last.weights.h5"),
+                                                        strict=True))  # fmt: skip
+    losses = [row.split(",")[-1] for row in (folder / "exp" / "training_history.csv").read_text().splitlines()[1:]]
+    assert len(losses) == 3 and len(set(losses)) == 3
+
+
+def _assert_epoch_files(exp: Path, epochs: int) -> None:
+    """The files of a training after ``epochs`` finished epochs, consistent: state, history rows, checkpoint."""
+    import keras
+
+    assert json.loads((exp / "training_state.json").read_text())["epochs_done"] == epochs
+    assert _history(exp) == [str(epoch) for epoch in range(epochs)]
+    steps = math.ceil(144 / 16)  # 90 % of the 160 patches for training, batches of 16
+    assert int(keras.models.load_model(exp / "exp_checkpoint.keras").optimizer.iterations.numpy()) == epochs * steps
+    for which in ("best", "last"):
+        _weights(exp / f"exp_{which}.weights.h5")
+    assert not _temporaries(exp)
+
+
+@pytest.mark.slow  # trains
+def test_a_full_disk_at_any_write_of_an_epoch_keeps_the_last_epoch_and_resumes(base, tmp_path, capsys, monkeypatch):
+    """ENOSPC at epoch 2's checkpoint save: one line naming the file and --resume; the files of epoch 1 stay
+    consistent; once space is freed --resume trains epochs 2 and 3."""
+    import keras
+
+    folder = prepare_case(base, tmp_path / "run", Case("", TRAIN, setup=_remove("exp")))
+    write_config(folder, {"training settings": {"N_epochs": "3"}})
+    _disk_full_at_call(monkeypatch, keras.Model, "save", call=2)
+    result = run_in_process(TRAIN, cwd=folder, capsys=capsys)
+    assert_user_error(result, "exp_checkpoint.keras: the disk is full", "weights of epoch 1", "--resume")
+    _assert_epoch_files(folder / "exp", 1)
+    monkeypatch.undo()
+    resumed = run_in_process(TRAIN, "--resume", cwd=folder, capsys=capsys)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    _assert_epoch_files(folder / "exp", 3)
+
+
+@pytest.mark.slow  # trains
+def test_a_full_tmpfs_during_training_fails_cleanly_and_resumes(base, tmp_path, capsys, small_disk):
+    """A 7 MB tmpfs as the experiment folder holds one epoch's files (6 MB with SGD), not two epochs' at once:
+    epoch 2 stops with one line before h5py writes (h5py crashed the process on a full disk), epoch 1 stays
+    consistent, and --resume finishes once the tmpfs is enlarged."""
+    folder = prepare_case(base, tmp_path / "run", Case("", TRAIN, setup=_remove("exp")))
+    write_config(folder, {"training settings": {"N_epochs": "3"}})
+    exp = small_disk(folder / "exp", "7m")
+    result = run_script(TRAIN, cwd=folder)
+    assert_user_error(result, "exp: the disk is full", "the files of epoch 2 need about", "--resume")
+    _assert_epoch_files(exp, 1)
+    subprocess.run(["mount", "-o", "remount,size=40m", str(exp)], check=True)
+    resumed = run_script(TRAIN, "--resume", cwd=folder)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    _assert_epoch_files(exp, 3)
+
+
+@pytest.mark.slow  # trains
+def test_an_interrupted_first_epoch_leaves_no_dead_end(base, tmp_path, capsys, monkeypatch):
+    """Ctrl-C during epoch 1's checkpoint save: none of the epoch's files is written (not weights without a
+    checkpoint), so a plain start trains at once."""
+    import keras
+
+    folder = prepare_case(base, tmp_path / "run", Case("", TRAIN, setup=_remove("exp")))
+    _interrupt_on(monkeypatch, keras.Model, "save", lambda *args, **kwargs: True)
+    _assert_interrupted(run_in_process(TRAIN, cwd=folder, capsys=capsys))
+    assert not list((folder / "exp").glob("*.weights.h5")) and not (folder / "exp" / "training_state.json").exists()
+    monkeypatch.undo()
+    assert_user_error(run_in_process(TRAIN, "--resume", cwd=folder, capsys=capsys), "start it without --resume")
+    assert run_in_process(TRAIN, cwd=folder, capsys=capsys).returncode == 0
+    _assert_epoch_files(folder / "exp", 2)
 
 
 # ------------------------------------------------------------------ a real Ctrl-C, then --resume
@@ -709,11 +1033,11 @@ def test_ctrl_c_during_training_then_resume(base, tmp_path):
 
 
 def print_table() -> None:
-    """Run every case as a user would (subprocesses, relative paths) and print the README table."""
+    """Run every case as a user would (subprocesses, relative paths) and print the table of docs/bad-input.md."""
     with tempfile.TemporaryDirectory() as scratch:
         base = write_base(Path(scratch) / "base")
-        print("| bad input | script | what the user sees (stderr; exit status 1) |")
-        print("|---|---|---|")
+        print("| bad input — command | what the user sees (stderr; exit status 1) |")
+        print("|---|---|")
         for index, case in enumerate(CASES.values()):
             folder = prepare_case(base, Path(scratch) / f"case{index}", case)
             result = run_script(case.script, *case.args, cwd=folder)
@@ -721,7 +1045,7 @@ def print_table() -> None:
             shown = lines[0] if len(lines) == 1 else " / ".join(lines)
             status = "" if result.returncode == 1 else f" **(exit {result.returncode})**"
             command = " ".join([case.script, *map(str, case.args)])
-            print(f"| {case.row} | `{command}` | `{shown}`{status} |", flush=True)
+            print(f"| {case.row} — `{command}` | `{shown}`{status} |", flush=True)
 
 
 if __name__ == "__main__":
