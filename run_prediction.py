@@ -87,10 +87,22 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument(
         "--threshold",
         type=bounded(float, 0, 1),
-        default=THRESHOLD,
-        help=f"vessel when the probability is at least this (default {THRESHOLD})",
+        help="vessel when the probability is at least this (default: the threshold stored with the --model, "
+        f"chosen on its validation patches; {THRESHOLD}, the published one, for a model without one or --weights)",
     )
     return result
+
+
+def prediction_threshold(args) -> tuple[float, str]:
+    """The threshold to use and why: --threshold, else the model's stored one, else the published 0.5."""
+    if args.threshold is not None:
+        return args.threshold, "given with --threshold"
+    if args.weights:
+        return THRESHOLD, "the published one (--weights come without a stored threshold; --threshold sets one)"
+    stored = Experiment.in_folder(args.model).read_threshold()
+    if stored is None:
+        return THRESHOLD, f"the published one ({args.model}/ stores no threshold; --threshold sets one)"
+    return stored["threshold"], f"stored with the model in {args.model}/, chosen on its validation patches"
 
 
 def main(argv=None) -> int:
@@ -102,7 +114,9 @@ def main(argv=None) -> int:
         inference = Inference(mode="patches", patch_hw=PUBLISHED_PATCH_HW, stride_hw=(args.stride, args.stride))
     else:
         inference = Inference(mode="flips" if args.flips else "whole", patch_hw=PUBLISHED_PATCH_HW)
-    options = Options(inference, fov_diameter=None if args.no_rescale else args.fov_diameter, threshold=args.threshold)
+    threshold, why = prediction_threshold(args)
+    print(f"threshold {threshold:.4f}: {why}", flush=True)
+    options = Options(inference, fov_diameter=None if args.no_rescale else args.fov_diameter, threshold=threshold)
     weights = args.weights or Experiment.in_folder(args.model).weights("best")
     return 1 if segment(args.images, args.output, weights, options, args.masks, args.labels) else 0
 

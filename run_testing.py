@@ -27,6 +27,16 @@ def main():
             f"accuracy {results['accuracy']:.4f}  sensitivity {results['sensitivity']:.4f}  "
             f"specificity {results['specificity']:.4f}  ({results['seconds_per_image']:.1f} s/image)"
         )
+        stored = results.get("stored_threshold")
+        if stored:
+            print(
+                f"at threshold {results['threshold']} (published): F1 {results['f1']:.4f}  accuracy "
+                f"{results['accuracy']:.4f}  sensitivity {results['sensitivity']:.4f}  specificity "
+                f"{results['specificity']:.4f}\n"
+                f"at threshold {stored['threshold']:.4f} (stored, chosen on the validation patches): F1 "
+                f"{stored['f1']:.4f}  accuracy {stored['accuracy']:.4f}  sensitivity {stored['sensitivity']:.4f}  "
+                f"specificity {stored['specificity']:.4f}"
+            )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ def test_the_reference_experiment_is_complete():
         "ROC.png",
         "Precision_recall.png",
         "comparison.md",
+        "test_threshold.json",
     ):
         assert (REFERENCE / name).is_file(), name
     for weights in REFERENCE.glob("*.weights.h5"):
@@ -37,6 +38,14 @@ def test_the_recorded_result_reaches_the_published_auc_and_matches_the_readme():
     assert f"{results['auc_roc']:.11f}" in (REFERENCE / "performances.txt").read_text()
     assert f"**{results['auc_roc']:.4f}**" in readme
     assert f"{results['f1']:.4f}" in readme and f"{results['sensitivity']:.4f}" in readme
+
+
+def test_the_stored_threshold_was_chosen_on_the_validation_patches_and_is_in_the_readme():
+    stored = json.loads((REFERENCE / "test_threshold.json").read_text())
+    assert 0 < stored["threshold"] < 1 and stored["f1"] >= stored["f1_at_published_threshold"]
+    assert stored["validation_patches"] == 2000 and "validation patches" in stored["chosen_on"]
+    assert stored["weights_epoch"] == 15  # the epoch of test_best.weights.h5: the lowest validation loss
+    assert f"{stored['threshold']:.4f}" in (REFERENCE.parent / "README.md").read_text()
 
 
 @pytest.mark.slow  # the 20 real DRIVE test images
