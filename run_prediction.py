@@ -4,6 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lib.experiment import Experiment
 from lib.inference import PUBLISHED_PATCH_HW, Inference
 from lib.metrics import THRESHOLD
 from lib.rescale import DRIVE_FOV_DIAMETER, MAX_UPSCALE, RESCALE_TOLERANCE
@@ -81,8 +82,8 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument(
         "--threshold",
         type=bounded(float, 0, 1),
-        default=THRESHOLD,
-        help=f"vessel when the probability is at least this (default {THRESHOLD})",
+        help="vessel when the probability is at least this (default: the threshold stored with the --model, "
+        f"chosen on its validation patches; {THRESHOLD}, the published one, for a model without one or --weights)",
     )
     result.add_argument(
         "--outputs",
@@ -97,6 +98,18 @@ def parser() -> argparse.ArgumentParser:
     )
     result.add_argument("--merge", action="store_true", help=f"merge the summary parts in -o into {SUMMARY}; no images")
     return result
+
+
+def prediction_threshold(args) -> tuple[float, str]:
+    """The threshold to use and why: --threshold, else the model's stored one, else the published 0.5."""
+    if args.threshold is not None:
+        return args.threshold, "given with --threshold"
+    if args.weights:
+        return THRESHOLD, "the published one (--weights come without a stored threshold; --threshold sets one)"
+    stored = Experiment.in_folder(args.model).read_threshold()
+    if stored is None:
+        return THRESHOLD, f"the published one ({args.model}/ stores no threshold; --threshold sets one)"
+    return stored["threshold"], f"stored with the model in {args.model}/, chosen on its validation patches"
 
 
 def main(argv=None) -> int:
@@ -120,7 +133,9 @@ def main(argv=None) -> int:
     else:
         inference = Inference(mode="flips" if args.flips else "whole", patch_hw=PUBLISHED_PATCH_HW)
     fov_diameter = None if args.no_rescale else args.fov_diameter
-    options = Options(inference, fov_diameter=fov_diameter, threshold=args.threshold, outputs=outputs)
+    threshold, why = prediction_threshold(args)
+    print(f"threshold {threshold:.4f}: {why}", flush=True)
+    options = Options(inference, fov_diameter=fov_diameter, threshold=threshold, outputs=outputs)
     weights = weights_from(args)
     failures = segment(args.images, args.output, weights, options, args.masks, args.labels, shard, args.overwrite)
     return 1 if failures else 0

@@ -33,6 +33,16 @@ def main():
             f"per image (mean ± std over {results['images']} images): AUC ROC {mean['auc_roc']:.4f}"
             f"{spread['auc_roc']}  F1 {mean['f1']:.4f}{spread['f1']}; table in per_image.csv"
         )
+        stored = results.get("stored_threshold")
+        if stored:
+            print(
+                f"at threshold {results['threshold']} (published): F1 {results['f1']:.4f}  accuracy "
+                f"{results['accuracy']:.4f}  sensitivity {results['sensitivity']:.4f}  specificity "
+                f"{results['specificity']:.4f}\n"
+                f"at threshold {stored['threshold']:.4f} (stored, chosen on the validation patches): F1 "
+                f"{stored['f1']:.4f}  accuracy {stored['accuracy']:.4f}  sensitivity {stored['sensitivity']:.4f}  "
+                f"specificity {stored['specificity']:.4f}"
+            )
 
 
 if __name__ == "__main__":

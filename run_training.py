@@ -16,8 +16,20 @@ def main():
         help="start over even though the experiment folder holds trained weights; its earlier files are moved "
         "to <name>/replaced-<time>/",
     )
+    arguments.add_argument(
+        "--threshold-only",
+        action="store_true",
+        help="train nothing: choose the threshold that maximises F1 on the experiment's validation patches with "
+        "its best weights and store it in <name>/<name>_threshold.json (training does this itself)",
+    )
     args = arguments.parse_args()
     config = cli.config_from(args)
+    if args.threshold_only:
+        from src.training import store_threshold
+
+        record = store_threshold(config)
+        print(f"stored threshold {record['threshold']:.4f} in {config.experiment.threshold_file}")
+        return
     from src.training import train  # TensorFlow loads only after the configuration is known to be valid
 
     with cli.log_to(config.experiment.training_log if config.training.nohup else None):

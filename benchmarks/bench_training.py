@@ -1,14 +1,17 @@
 """Training throughput (patches/s) and peak memory of the patch pipelines, on the prepared DRIVE training set.
 
     python -m benchmarks.bench_training [--config configuration.txt] [--steps 200] [--subimgs N]
-                                        [--batch-size N] [--precision mixed_bfloat16]
+                                        [--batch-size N] [--precision mixed_bfloat16] [--deterministic]
 
 Modes: ``published`` (faithful port: float64 patches and float64 one-hot (N, H*W, 2) targets built
 up front, the model's output reshaped as published), ``in_memory`` (this project's default: the same
 patches sampled up front, float32 patches and uint8 labels) and ``streaming`` (patches sampled per
 batch by tf.data, nothing materialised). Same network, optimizer and batch size in every mode;
 ``--precision`` applies to this project's modes (the published one stays float32, as published).
-Each mode runs in its own process, so its peak memory is its own.
+Each mode runs in its own process, so its peak memory is its own. ``--deterministic`` runs each mode
+a second time with TensorFlow's op determinism (``[training settings] deterministic = True``), as
+``<mode>+deterministic``, and prints what it costs. CPU seconds per patch (all threads) are printed
+beside the throughput: on a machine shared with other work they vary far less than the wall clock.
 """
 
 import argparse
@@ -22,15 +25,20 @@ from benchmarks import common
 from lib import published
 from lib.config import load_config
 from lib.inference import PRECISIONS
-from src.backend import keras
+from src.backend import keras, tf
 from src.model import build_unet
 from src.training import compile_model, fov_constraint, in_memory_patches, load_training_set, streaming_patches
 
 MODES = ("published", "in_memory", "streaming")
 WARMUP_STEPS = 5
+DETERMINISTIC = "+deterministic"
 
 
 def run_single(mode: str, config, steps: int) -> dict:
+    label = mode
+    mode, deterministic = mode.removesuffix(DETERMINISTIC), mode.endswith(DETERMINISTIC)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     images, labels = load_training_set(config.data)
     settings = config.training
     keras.utils.set_random_seed(settings.seed)
@@ -56,13 +64,14 @@ def run_single(mode: str, config, steps: int) -> dict:
     setup_seconds = time.perf_counter() - start
     batch = settings.batch_size if y is not None else None
     model.fit(x, y, batch_size=batch, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model.fit(x, y, batch_size=batch, steps_per_epoch=steps, epochs=1, verbose=0)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     return {
-        "mode": mode,
+        "mode": label,
         "setup_seconds": setup_seconds,
         "patches_per_second": steps * settings.batch_size / seconds,
+        "cpu_seconds_per_1000": 1000 * cpu_seconds / (steps * settings.batch_size),
         "peak_rss_mb": common.peak_rss_mb(),
     }
 
@@ -75,6 +84,9 @@ def main():
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
     parser.add_argument("--batch-size", type=int, default=None, help="override batch_size (default: the config's)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None, help="override precision (not published)")
+    parser.add_argument(
+        "--deterministic", action="store_true", help="run each mode also with op determinism, and compare"
+    )
     parser.add_argument("--single", help=argparse.SUPPRESS)
     args = parser.parse_args()
     config = load_config(args.config)
@@ -91,7 +103,10 @@ def main():
         return
     forwarded = ["--config", args.config, "--steps", str(args.steps), "--subimgs", str(settings.N_subimgs)]
     forwarded += ["--batch-size", str(settings.batch_size), "--precision", settings.precision]
-    rows = common.run_modes("benchmarks.bench_training", args.modes.split(","), forwarded)
+    modes = args.modes.split(",")
+    if args.deterministic:
+        modes = [variant for mode in modes for variant in (mode, mode + DETERMINISTIC)]
+    rows = common.run_modes("benchmarks.bench_training", modes, forwarded)
     by_mode = {row["mode"]: row for row in rows}
     for row in rows:
         if "published" in by_mode:
@@ -106,12 +121,23 @@ def main():
             ("mode", "mode", "s"),
             ("setup_seconds", "patch set-up (s)", ".1f"),
             ("patches_per_second", "patches/s", ".0f"),
+            ("cpu_seconds_per_1000", "CPU s / 1000 patches", ".1f"),
             ("peak_rss_mb", "peak RSS (MiB)", ".0f"),
             ("throughput_ratio", "throughput vs published", ".2f"),
             ("memory_ratio", "x less memory", ".1f"),
         ],
         rows,
     )
+    for row in rows:
+        if row["mode"].endswith(DETERMINISTIC):
+            mode = row["mode"].removesuffix(DETERMINISTIC)
+            plain = by_mode[mode]
+            speed = row["patches_per_second"] / plain["patches_per_second"] - 1
+            cpu = row["cpu_seconds_per_1000"] / plain["cpu_seconds_per_1000"] - 1
+            print(
+                f"op determinism, {mode}: {plain['patches_per_second']:.0f} -> {row['patches_per_second']:.0f} "
+                f"patches/s ({speed:+.0%}), CPU per patch {cpu:+.0%}"
+            )
 
 
 if __name__ == "__main__":

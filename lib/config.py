@@ -11,6 +11,7 @@ import re
 import warnings
 from pathlib import Path
 
+from lib.augment import LIMITS, CameraAugmentation
 from lib.errors import UserError
 from lib.experiment import Experiment
 from lib.inference import PRECISIONS, Inference
@@ -75,6 +76,8 @@ class TrainingSettings:
     precision: str
     initial_weights: Path | None  # start from these weights instead of a random initialisation
     tensorboard: bool  # write TensorBoard event files to <name>/tensorboard/
+    camera_augmentation: CameraAugmentation  # the augment_* keys: random changes of each photograph per epoch
+    deterministic: bool  # TensorFlow's deterministic ops: the same seed repeats a run bit for bit
 
     @property
     def where(self) -> str:
@@ -187,6 +190,17 @@ class Section:
             )
         return value
 
+    def amount(self, key: str, most: float, default: float = 0.0) -> float:
+        """A number from 0 (off) to ``most``, both included."""
+        raw = self.text(key, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            raise UserError(f"{self.where} {key} = '{raw}' is not a number; write e.g. {key} = {most / 2:g}") from None
+        if not 0 <= value <= most:
+            raise UserError(f"{self.where} {key} = {value:g} is out of range; it must be from 0 (off) to {most:g}")
+        return value
+
     def boolean(self, key: str, default: bool | None = None) -> bool:
         raw = self.text(key, None if default is None else str(default)).lower()
         if raw in _TRUE:
@@ -251,8 +265,18 @@ def load_config(path, name: str | None = None) -> Config:
             f"{patch_height}x{patch_width}; pixels would be skipped: use a stride at most the patch size"
         )
 
-    if training.boolean("augment", False) and training.text("patch_source", "in_memory").lower() != "streaming":
+    streaming = training.text("patch_source", "in_memory").lower() == "streaming"
+    if training.boolean("augment", False) and not streaming:
         raise UserError(f"{path}: [training settings] augment = True needs patch_source = streaming")
+    camera_augmentation = CameraAugmentation(
+        **{name: training.amount(f"augment_{name}", most) for name, most in LIMITS.items()}
+    )
+    if camera_augmentation.active and not streaming:
+        first = next(name for name in LIMITS if getattr(camera_augmentation, name))
+        raise UserError(
+            f"{path}: [training settings] augment_{first} = {getattr(camera_augmentation, first):g} changes each "
+            "photograph once per epoch and needs patch_source = streaming"
+        )
     whole_image, flip_tta = testing.boolean("whole_image", False), testing.boolean("flip_tta", False)
     if flip_tta and not whole_image:
         raise UserError(
@@ -295,6 +319,8 @@ def load_config(path, name: str | None = None) -> Config:
             precision=training.choice("precision", "float32", PRECISIONS),
             initial_weights=Path(initial_weights) if initial_weights else None,
             tensorboard=training.boolean("tensorboard", False),
+            camera_augmentation=camera_augmentation,
+            deterministic=training.boolean("deterministic", False),
         ),
         testing=TestingSettings(
             source=path,

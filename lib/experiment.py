@@ -2,8 +2,8 @@
 
 The folder ``./<name>/`` of an experiment (or one STARE fold's ``./<name>/<id>/``) holds the weights
 ``<name>_best.weights.h5`` and ``<name>_last.weights.h5``, the resumable ``<name>_checkpoint.keras``
-with ``training_state.json``, the history, the logs and the test results, and ``training.lock`` while a
-training runs in it.
+with ``training_state.json``, the threshold chosen for the best weights ``<name>_threshold.json``, the
+history, the logs and the test results, and ``training.lock`` while a training runs in it.
 """
 
 import csv
@@ -57,6 +57,7 @@ class Experiment:
     architecture = _File("{name}_architecture.json")
     model_picture = _File("{name}_model.png")
     configuration = _File("configuration.txt")  # the copy of the configuration the training used
+    threshold_file = _File("{name}_threshold.json")  # the F1-best threshold of the best weights, on validation
     training_log = _File("training.log")
     testing_log = _File("testing.log")
     training_curves = _File("training_curves.png")  # loss and accuracy per epoch, redrawn after each one
@@ -106,6 +107,33 @@ class Experiment:
         restarts = [before for before, after in zip(minutes, minutes[1:], strict=False) if after < before]
         return sum(restarts) + minutes[-1]
 
+    def best_epoch(self) -> int | None:
+        """The epoch (from 1) of the lowest validation loss in the history: the best weights'; None without one."""
+        if not self.history.is_file():
+            return None
+        with open(self.history, newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row.get("val_loss")]
+        if not rows:
+            return None
+        return int(min(rows, key=lambda row: float(row["val_loss"]))["epoch"]) + 1
+
+    def read_threshold(self) -> dict | None:
+        """The threshold stored for the best weights (``threshold`` and how it was chosen); None when there is none."""
+        if not self.threshold_file.is_file():
+            return None
+        try:
+            record = json.loads(self.threshold_file.read_text())
+            if not 0 <= float(record["threshold"]) <= 1:
+                raise ValueError("threshold out of range")
+            return record
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(
+                f"{self.threshold_file}: damaged threshold file; choose it again with "
+                "python run_training.py --threshold-only (or delete it to use the published 0.5)"
+            ) from None
+
+    def write_threshold(self, record: dict) -> None:
+        write_text(self.threshold_file, json.dumps(record, indent=2) + "\n")
 
 def _number(text: str | None) -> float:
     """A history value as a float; NaN for what is no number (a value the epoch lacked)."""

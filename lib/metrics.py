@@ -51,11 +51,32 @@ def threshold_counts(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarra
     ``_binary_clf_curve``, the same numbers); on DRIVE's 4.5 million FOV pixels this is ~20x faster
     than calling scikit-learn's three curve functions, which each re-validate and re-sort.
     """
+    return _counts_by_score(y_true, y_score)[1:]
+
+
+def _counts_by_score(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct scores, highest first, with the false and true positives when each is the threshold."""
     order = np.argsort(y_score, kind="mergesort")[::-1]
     scores, truths = y_score[order], y_true[order]
     last_of_each = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1]
     true_positives = np.cumsum(truths, dtype=np.int64)[last_of_each]
-    return 1 + last_of_each - true_positives, true_positives
+    return scores[last_of_each], 1 + last_of_each - true_positives, true_positives
+
+
+def best_f1_threshold(y_true: np.ndarray, y_score: np.ndarray) -> tuple[float, float]:
+    """The threshold that maximises F1 (vessel when the probability is at least it) and that F1.
+
+    It lies midway between the lowest probability counted as vessel and the next lower one, so the
+    choice does not hang on one pixel's exact value; among equal F1 the highest threshold wins.
+    """
+    y_true = _flat_binary(y_true, "y_true")
+    scores, fps, tps = _counts_by_score(y_true, np.asarray(y_score, dtype=np.float64).ravel())
+    if tps[-1] == 0:
+        raise ValueError("the labels hold no vessel pixel; F1 is undefined")
+    f1 = 2 * tps / (tps + fps + tps[-1])  # 2TP / (2TP + FP + FN), with FN = all positives - TP
+    best = int(np.argmax(f1))
+    threshold = (scores[best] + scores[best + 1]) / 2 if best + 1 < scores.size else scores[best]
+    return float(threshold), float(f1[best])
 
 
 def roc_points(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -142,6 +142,13 @@ def ids_in_test_order(count: int) -> list[str]:
     return [f"{number:02d}" for number in range(1, count + 1)]
 
 
+def at_stored_threshold(test_set: dict, predictions: np.ndarray, stored: dict) -> dict:
+    """The confusion-matrix figures at the threshold chosen on the validation patches, beside the published 0.5."""
+    y_true = m.fov_pixels(test_set["truths"], test_set["masks"])
+    chosen = m.binary_metrics(y_true, m.fov_pixels(predictions, test_set["masks"]) >= stored["threshold"])
+    return {"threshold": stored["threshold"], "chosen_on": stored["chosen_on"]} | chosen
+
+
 def human_reference(test_set: dict) -> dict:
     """The second observer against the ground truth on the FOV pixels: what a human scores."""
     y_true = m.fov_pixels(test_set["truths"], test_set["masks"])
@@ -169,6 +176,9 @@ def run_test(config, weights_path: Path | None = None, out_dir: Path | None = No
         "seconds_per_image": seconds_per_image,
         "mode": testing.inference.record(),
     }
+    stored = experiment.read_threshold() if weights_path.resolve() == experiment.weights("best").resolve() else None
+    if stored is not None:
+        results["stored_threshold"] = at_stored_threshold(test_set, predictions, stored)
     save_curve(
         out_dir / "ROC.png",
         *evaluation.roc,

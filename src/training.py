@@ -3,7 +3,8 @@
 Two patch sources give the same patch distribution (equally many uniform random patches per image;
 the last ``validation_split`` of them, i.e. of the last images, for validation):
 ``in_memory`` samples every patch up front as published; ``streaming`` samples the training patches
-afresh each epoch with tf.data and never holds them all.
+afresh each epoch with tf.data and never holds them all, and can draw them from photographs changed
+anew each epoch (camera augmentation, ``lib.augment``).
 """
 
 import contextlib
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lib import metrics as m
+from lib.augment import augment_training_images
 from lib.config import SEED_LIMIT, ConfigWarning, DataPaths, TrainingSettings, load_config, with_name
 from lib.datasets import load_hdf5
 from lib.errors import DiskFullError, UserError
@@ -30,7 +33,8 @@ from lib.patches import allowed_centres, crop_patches, extract_random, fov_radiu
 from lib.preprocessing import preprocess
 from lib.visualize import save_grid, save_training_curves
 from src.backend import keras, tf
-from src.model import build_unet, load_weights
+from src.model import build_unet, load_trained_model, load_weights
+from src.prediction import predict_patches
 
 DRIVE_SIZE = (584, 565)
 DRIVE_TRAIN_ROWS = slice(9, 574)  # published: cut top and bottom so the training images are 565x565
@@ -38,6 +42,7 @@ ANOTHER_NAME = "train under another name (--name NEW, or [experiment name] name)
 # What --resume applies when it differs from the settings the checkpoint was trained with; any other change is
 # refused: the optimizer state, the schedule and the patches of the epochs done belong to those settings.
 RESUME_MAY_CHANGE = ("source", "N_epochs", "nohup", "tensorboard")
+_DROPOUT_STREAM = 0xD0  # keeps the dropout seeds apart from the patch sampling's [seed, epoch]
 
 
 def load_training_set(data: DataPaths) -> tuple[np.ndarray, np.ndarray]:
@@ -49,10 +54,33 @@ def load_training_set(data: DataPaths) -> tuple[np.ndarray, np.ndarray]:
             f"{data.file('train_groundTruth')}: shape {labels.shape} does not match the images "
             f"{images.shape}; re-run the prepare script"
         )
-    images, labels = preprocess(images), (labels > 0).astype(np.uint8)
-    if images.shape[2:] == DRIVE_SIZE:
-        images, labels = images[:, :, DRIVE_TRAIN_ROWS], labels[:, :, DRIVE_TRAIN_ROWS]
-    return images, labels
+    return training_rows(preprocess(images)), training_rows((labels > 0).astype(np.uint8))
+
+
+def training_rows(array: np.ndarray) -> np.ndarray:
+    """DRIVE's training images cut to 565x565 (published); other sizes as they are."""
+    return array[:, :, DRIVE_TRAIN_ROWS] if array.shape[2:] == DRIVE_SIZE else array
+
+
+@dataclasses.dataclass(frozen=True)
+class Photographs:
+    """The training images before preprocessing, (N, 3, H, W) uint8, and their FOV masks (N, 1, H, W) 0/1:
+    what camera augmentation changes each epoch."""
+
+    rgb: np.ndarray
+    fovs: np.ndarray
+
+
+def load_training_photographs(data: DataPaths) -> Photographs:
+    """The training set's photographs and FOV masks, cut as ``load_training_set`` cuts its images."""
+    rgb = load_hdf5(data.file("train_imgs_original"), channels=3)
+    fovs = load_hdf5(data.file("train_border_masks"), channels=1)
+    if fovs.shape[0] != rgb.shape[0] or fovs.shape[2:] != rgb.shape[2:]:
+        raise UserError(
+            f"{data.file('train_border_masks')}: shape {fovs.shape} does not match the images "
+            f"{rgb.shape}; re-run the prepare script"
+        )
+    return Photographs(training_rows(rgb), training_rows((fovs > 0).astype(np.uint8)))
 
 
 def check_patch_settings(settings: TrainingSettings, shape: tuple[int, ...]) -> None:
@@ -155,29 +183,40 @@ def in_memory_patches(settings: TrainingSettings, images, labels, inside, rng) -
     }
 
 
-def streaming_patches(settings: TrainingSettings, images, labels, inside, rng, first_epoch: int = 0) -> dict:
+def streaming_patches(
+    settings: TrainingSettings,
+    images,
+    labels,
+    inside,
+    rng,
+    first_epoch: int = 0,
+    photographs: Photographs | None = None,
+) -> dict:
     """The same distribution, the training patches sampled afresh every epoch by a tf.data generator.
 
     Patch k of the published ordering belongs to image k // per_image; the validation patches (the
     last ones) are sampled once and kept, the training patches are drawn anew each epoch. With
-    ``augment`` each training patch is flipped at random horizontally and vertically.
+    ``augment`` each training patch is flipped at random horizontally and vertically. With
+    ``photographs`` and camera augmentation, each epoch first changes every training photograph once
+    (``lib.augment``) and draws that epoch's patches from the changed, preprocessed photographs.
     """
     patch_hw = settings.patch_hw
     n_images, _, height, width = images.shape
     image_of = np.arange(settings.N_subimgs) // (settings.N_subimgs // n_images)
     n_train, _ = split_counts(settings)
     fovs = [inside[index, 0] if isinstance(inside, np.ndarray) else inside for index in range(n_images)]
-    candidates = [allowed_centres((height, width), patch_hw, fov) for fov in fovs]
+    clean = (images, labels, [allowed_centres((height, width), patch_hw, fov) for fov in fovs])
 
-    def gather(image_indices: np.ndarray, rng: np.random.Generator, augment: bool = False):
+    def gather(source, image_indices: np.ndarray, rng: np.random.Generator, augment: bool = False):
+        source_images, source_labels, candidates = source
         x = np.empty((len(image_indices), 1, *patch_hw), dtype=np.float32)
         y = np.empty((len(image_indices), 1, *patch_hw), dtype=np.uint8)
         for index in np.unique(image_indices):
             chosen = np.flatnonzero(image_indices == index)
             centres = sample_centres(rng, candidates[index], len(chosen), width)
             x[chosen], y[chosen] = (
-                crop_patches(images[index], centres, patch_hw),
-                crop_patches(labels[index], centres, patch_hw),
+                crop_patches(source_images[index], centres, patch_hw),
+                crop_patches(source_labels[index], centres, patch_hw),
             )
         if augment:
             for axis in (2, 3):
@@ -185,21 +224,38 @@ def streaming_patches(settings: TrainingSettings, images, labels, inside, rng, f
                 x[flip], y[flip] = np.flip(x[flip], axis), np.flip(y[flip], axis)
         return x.transpose(0, 2, 3, 1), y[:, 0]
 
+    def epoch_source(epoch: int):
+        """The images, labels and patch centres the training patches of ``epoch`` come from."""
+        if photographs is None or not settings.camera_augmentation.active:
+            return clean
+        changed = np.unique(image_of[:n_train])
+        new_images, new_labels, new_fovs = augment_training_images(
+            photographs.rgb, labels, photographs.fovs, settings.camera_augmentation, settings.seed, epoch, changed
+        )
+        epoch_images, epoch_labels, candidates = images.copy(), labels.copy(), list(clean[2])
+        epoch_images[changed], epoch_labels[changed] = new_images, new_labels
+        if inside is not None:  # inside_FOV: inside each changed photograph's changed FOV mask
+            for index, fov in zip(changed, new_fovs, strict=True):
+                candidates[index] = allowed_centres((height, width), patch_hw, fov[0])
+        return epoch_images, epoch_labels, candidates
+
     epochs = itertools.count(first_epoch)
 
     def epoch_batches():
-        epoch_rng = np.random.default_rng([settings.seed, next(epochs)])  # resumable: epoch e always draws the same
+        epoch = next(epochs)
+        epoch_rng = np.random.default_rng([settings.seed, epoch])  # resumable: epoch e always draws the same
+        source = epoch_source(epoch)
         order = epoch_rng.permutation(image_of[:n_train])
         for start in range(0, len(order), settings.batch_size):
-            yield gather(order[start : start + settings.batch_size], epoch_rng, settings.augment)
+            yield gather(source, order[start : start + settings.batch_size], epoch_rng, settings.augment)
 
     spec = (tf.TensorSpec((None, *patch_hw, 1), tf.float32), tf.TensorSpec((None, *patch_hw), tf.uint8))
     steps = math.ceil(n_train / settings.batch_size)
     train = tf.data.Dataset.from_generator(epoch_batches, output_signature=spec)
-    sample_x, sample_y = gather(image_of[:40], rng)
+    sample_x, sample_y = gather(clean, image_of[:40], rng)
     return {
         "train": train.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(4),
-        "validation": gather(image_of[n_train:], rng),
+        "validation": gather(clean, image_of[n_train:], rng),
         "samples": (sample_x.transpose(0, 3, 1, 2), sample_y[:, None]),
     }
 
@@ -330,6 +386,91 @@ def check_tensorboard(settings: TrainingSettings) -> None:
             f"{settings.where} tensorboard = True needs the tensorboard package; install it "
             "(pip install -r requirements.txt) or set tensorboard = False"
         )
+
+
+class ThresholdOfTheBest(keras.callbacks.Callback):
+    """Whenever the best weights change, choose the threshold that maximises F1 on the validation patches
+    with them and store it beside them (``<name>_threshold.json``): chosen on training data, never on a test set."""
+
+    def __init__(self, experiment: Experiment, checkpoints: SafeCheckpoints, validation, settings: TrainingSettings):
+        super().__init__()
+        self.experiment, self.checkpoints, self.validation = experiment, checkpoints, validation
+        self.settings, self.best_loss = settings, checkpoints.best_loss
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.checkpoints.best_loss < self.best_loss:  # SafeCheckpoints has just saved new best weights
+            self.best_loss = self.checkpoints.best_loss
+            self.experiment.write_threshold(choose_threshold(self.model, self.validation, self.settings, epoch + 1))
+
+
+class EpochSeededDropout(keras.callbacks.Callback):
+    """For ``deterministic``: the dropout masks of epoch e depend only on the seed and e, as its patches do, so
+    a training resumed with --resume repeats an uninterrupted one bit for bit (the Keras checkpoint does not
+    hold the dropout layers' random state; a resumed model would start them afresh)."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        generators = [layer.seed_generator for layer in self.model.layers if hasattr(layer, "seed_generator")]
+        seeds = np.random.default_rng([self.seed, epoch, _DROPOUT_STREAM]).integers(0, 2**31, len(generators))
+        for generator, seed in zip(generators, seeds, strict=True):
+            generator.state.assign(np.array([seed, 0], dtype=generator.state.dtype))
+
+
+def choose_threshold(model: keras.Model, validation, settings: TrainingSettings, epoch: int | None) -> dict:
+    """The record of the F1-best threshold of ``model`` on the validation patches (x (n, h, w, 1), labels (n, h, w))."""
+    x, y = validation
+    probabilities = predict_patches(model, x.transpose(0, 3, 1, 2), 256)
+    threshold, f1 = m.best_f1_threshold(y, probabilities)
+    at_published = m.binary_metrics(y, probabilities >= m.THRESHOLD)["f1"]
+    print(
+        f"threshold {threshold:.4f} maximises F1 on the validation patches ({f1:.4f}; {at_published:.4f} at "
+        f"{m.THRESHOLD}); stored with the best weights",
+        flush=True,
+    )
+    return {
+        "threshold": threshold,
+        "f1": f1,
+        "f1_at_published_threshold": at_published,
+        "published_threshold": m.THRESHOLD,
+        "weights_epoch": epoch,
+        "validation_patches": len(y),
+        "pixels": int(y.size),
+        "chosen_on": (
+            f"every pixel of the {len(y)} validation patches ([training settings] validation_split = "
+            f"{settings.validation_split} of N_subimgs = {settings.N_subimgs}, from the last training images, "
+            f"seed {settings.seed}), predicted with the best weights: the threshold with the highest F1 "
+            "(vessel when the probability is at least it), midway between two successive probabilities"
+        ),
+    }
+
+
+def store_threshold(config) -> dict:
+    """Choose and store the threshold of an already trained experiment's best weights, without training: the
+    validation patches are sampled again exactly as its training sampled them (same settings, same seed)."""
+    settings, experiment = config.training, config.experiment
+    weights = experiment.weights("best")
+    if not weights.is_file():
+        raise UserError(f"{weights}: not found; train the experiment first (python run_training.py)")
+    images, labels = load_training_set(config.data)
+    check_patch_settings(settings, images.shape)
+    validation = patch_data(settings, images, labels, None, np.random.default_rng(settings.seed))["validation"]
+    record = choose_threshold(load_trained_model(weights), validation, settings, experiment.best_epoch())
+    experiment.write_threshold(record)
+    return record
+
+
+def patch_data(
+    settings: TrainingSettings, images, labels, fov_masks, rng, first_epoch: int = 0, photographs=None
+) -> dict:
+    """The training, validation and sample patches of ``settings.patch_source``: the one sampling, for training
+    and for choosing the threshold again (``store_threshold``)."""
+    inside = fov_constraint(settings, fov_masks)
+    if settings.patch_source == "in_memory":
+        return in_memory_patches(settings, images, labels, inside, rng)
+    return streaming_patches(settings, images, labels, inside, rng, first_epoch, photographs)
 
 
 def load_checkpoint(path: Path) -> keras.Model:
@@ -486,7 +627,10 @@ def save_model_picture(model: keras.Model, path: Path) -> None:
 def train(config, resume: bool = False, overwrite: bool = False) -> Path:
     """Train the experiment of ``config`` on its prepared training set; returns its folder."""
     images, labels = load_training_set(config.data)
-    return fit(config.training, config.experiment, images, labels, resume=resume, overwrite=overwrite)
+    photographs = load_training_photographs(config.data) if config.training.camera_augmentation.active else None
+    return fit(
+        config.training, config.experiment, images, labels, resume=resume, overwrite=overwrite, photographs=photographs
+    )
 
 
 def initial_model(settings: TrainingSettings) -> keras.Model:
@@ -509,36 +653,41 @@ def fit(
     resume: bool = False,
     overwrite: bool = False,
     callbacks: tuple = (),
+    photographs: Photographs | None = None,
 ) -> Path:
     """Train a U-Net on preprocessed images (N, 1, H, W) and 0/1 labels, saving everything into the experiment.
 
     ``fov_masks`` (N, 1, H, W) replace DRIVE's FOV disc for ``inside_FOV`` (STARE). Reusable by
     any experiment (the STARE leave-one-out trains one folder per fold); ``callbacks`` are extra
     Keras callbacks, run after the checkpoints (the training-curve benchmark's evaluation).
+    ``photographs`` are the images before preprocessing, which camera augmentation needs.
     """
     check_patch_settings(settings, images.shape)
     check_tensorboard(settings)
     memory = check_memory(settings)
+    if settings.camera_augmentation.active and photographs is None:
+        raise UserError(
+            f"{settings.where} the augment_* keys change the photographs before preprocessing, which only "
+            "run_training.py trains from; set them to 0 here"
+        )
     if not resume and settings.initial_weights is not None:
         initial_model(settings)  # a missing or foreign file is reported before anything is written
     with experiment_in_use(experiment):
         state = starting_state(settings, experiment, resume, overwrite)
-        return _fit_in_folder(settings, experiment, images, labels, fov_masks, state, callbacks, memory)
+        return _fit_in_folder(settings, experiment, images, labels, fov_masks, state, callbacks, memory, photographs)
 
 
-def _fit_in_folder(settings, experiment, images, labels, fov_masks, state, callbacks, memory) -> Path:
+def _fit_in_folder(settings, experiment, images, labels, fov_masks, state, callbacks, memory, photographs) -> Path:
     """``fit`` once the folder is locked and the starting state known."""
     folder, resume = experiment.folder, state.epochs_done > 0
     if state.epochs_done >= settings.N_epochs:
         raise UserError(f"{folder}/ finished all {settings.N_epochs} epochs already; raise N_epochs to train further")
     keras.mixed_precision.set_global_policy(settings.precision)
     keras.utils.set_random_seed((settings.seed + state.epochs_done) % SEED_LIMIT)
+    if settings.deterministic:
+        tf.config.experimental.enable_op_determinism()  # for the rest of this process
     rng = np.random.default_rng(settings.seed)
-    inside = fov_constraint(settings, fov_masks)
-    if settings.patch_source == "in_memory":
-        data = in_memory_patches(settings, images, labels, inside, rng)
-    else:
-        data = streaming_patches(settings, images, labels, inside, rng, first_epoch=state.epochs_done)
+    data = patch_data(settings, images, labels, fov_masks, rng, state.epochs_done, photographs)
     n_train, n_validation = split_counts(settings)
     steps_per_epoch = math.ceil(n_train / settings.batch_size)
     start = f", starting from {settings.initial_weights}" if settings.initial_weights and not resume else ""
@@ -590,6 +739,8 @@ def _fit_in_folder(settings, experiment, images, labels, fov_masks, state, callb
             checkpoints,
             TrainingCurves(experiment),
             *(tensorboard_callbacks(experiment, data["validation"]) if settings.tensorboard else ()),
+            ThresholdOfTheBest(experiment, checkpoints, data["validation"], settings),
+            *([EpochSeededDropout(settings.seed)] if settings.deterministic else []),
             *callbacks,
         ],
     )

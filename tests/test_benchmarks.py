@@ -70,3 +70,11 @@ def test_training_benchmark_measures_each_pipeline(bench):
     rows = table_rows(result.stdout)
     assert list(rows) == ["published", "in_memory", "streaming"]
     assert all(float(cells[0]) > 0 for cells in rows.values())
+
+
+def test_training_benchmark_compares_op_determinism(bench):
+    args = ("--config", bench.config, "--steps", 3, "--subimgs", 160, "--modes", "streaming", "--deterministic")
+    result = run_module("benchmarks.bench_training", *args, cwd=bench.folder)
+    assert_ok(result)
+    assert list(table_rows(result.stdout)) == ["streaming", "streaming+deterministic"]
+    assert "op determinism, streaming: " in result.stdout

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from lib import config as cfg
+from lib.augment import LIMITS, CameraAugmentation
 from lib.config import load_config
 from lib.errors import UserError
 from lib.experiment import Experiment
@@ -98,6 +99,8 @@ PUBLISHED_DEFAULTS = {
         "precision": "float32",
         "initial_weights": None,
         "tensorboard": False,
+        "camera_augmentation": CameraAugmentation(),
+        "deterministic": False,
     },
     # whole_image, flip_tta, predict_batch_size and precision make up the inference value, checked below
     cfg.TestingSettings: {},
@@ -399,3 +402,52 @@ def test_the_copy_under_another_name_changes_the_name_alone():
     renamed = with_name(PUBLISHED, "mine")
     assert renamed == PUBLISHED.replace("[experiment name]\nname = test\n", "[experiment name]\nname = mine\n")
     assert with_name(PUBLISHED, "test") == PUBLISHED
+def with_training_lines(tmp_path, *lines: str) -> Path:
+    path = tmp_path / "configuration.txt"
+    added = "".join(f"{line}\n" for line in lines)
+    path.write_text(replace(PUBLISHED, "[training settings]\n", "[training settings]\n" + added))
+    return path
+
+
+def test_camera_augmentation_and_determinism_keys_are_read(tmp_path):
+    lines = [f"augment_{name} = {LIMITS[name]}" for name in LIMITS]
+    training = load_config(with_training_lines(tmp_path, "patch_source = streaming", "deterministic = True", *lines))
+    assert training.training.camera_augmentation == CameraAugmentation(**LIMITS)
+    assert training.training.deterministic is True
+
+
+@pytest.mark.parametrize(
+    "line, fragments",
+    [
+        ("augment_scale = 0.6", ["augment_scale = 0.6 is out of range", "from 0 (off) to 0.5"]),
+        ("augment_rotation = -10", ["augment_rotation = -10 is out of range", "to 180"]),
+        ("augment_brightness = 1", ["augment_brightness = 1 is out of range", "to 0.9"]),
+        ("augment_color = lots", ["augment_color = 'lots' is not a number"]),
+        ("augment_contrast = nan", ["augment_contrast = nan is out of range"]),
+        ("augment_gamma = 2", ["augment_gamma = 2 is out of range", "to 0.9"]),
+        ("augment_blur = 6", ["augment_blur = 6 is out of range", "to 5"]),
+        ("augment_noise = inf", ["augment_noise = inf is out of range", "to 50"]),
+        ("deterministic = sometimes", ["deterministic = 'sometimes' is not True or False"]),
+    ],
+)
+def test_bad_augmentation_and_determinism_values_are_one_line(tmp_path, line, fragments):
+    path = with_training_lines(tmp_path, "patch_source = streaming", line)
+    with pytest.raises(UserError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: [training settings] ") and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_camera_augmentation_needs_streaming_patches(tmp_path):
+    with pytest.raises(UserError, match=r"augment_rotation = 30 changes each photograph .* patch_source = streaming"):
+        load_config(with_training_lines(tmp_path, "augment_rotation = 30"))
+
+
+def test_the_robust_recipe_is_a_deterministic_augmented_drive_training_of_at_most_3_hours(repo):
+    training = load_config(repo / "configuration_robust.txt").training
+    assert training.patch_source == "streaming" and training.deterministic and training.camera_augmentation.active
+    assert training.initial_weights is None and training.patch_hw == (48, 48)  # the published U-Net, from scratch
+    patches = training.N_epochs * (training.N_subimgs - round(training.N_subimgs * training.validation_split))
+    assert patches / 100 / 3600 <= 2.75  # at 100 patches/s, leaving time for validation and checkpoints

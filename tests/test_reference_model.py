@@ -26,6 +26,7 @@ def test_the_reference_experiment_is_complete():
         "comparison.md",
         "per_image.csv",
         "per_image.png",
+        "test_threshold.json",
     ):
         assert (REFERENCE / name).is_file(), name
     for weights in REFERENCE.glob("*.weights.h5"):
@@ -47,6 +48,14 @@ def test_the_recorded_result_reaches_the_published_auc_and_matches_the_readme():
     table = (REFERENCE / "per_image.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in table[1:]] == [f"{i:02d}" for i in range(1, 21)] + ["mean", "std"]
     assert table[-2].split(",")[1] == f"{mean['auc_roc']:.6f}"
+
+
+def test_the_stored_threshold_was_chosen_on_the_validation_patches_and_is_in_the_readme():
+    stored = json.loads((REFERENCE / "test_threshold.json").read_text())
+    assert 0 < stored["threshold"] < 1 and stored["f1"] >= stored["f1_at_published_threshold"]
+    assert stored["validation_patches"] == 2000 and "validation patches" in stored["chosen_on"]
+    assert stored["weights_epoch"] == 15  # the epoch of test_best.weights.h5: the lowest validation loss
+    assert f"{stored['threshold']:.4f}" in (REFERENCE.parent / "README.md").read_text()
 
 
 @pytest.mark.slow  # the 20 real DRIVE test images

@@ -399,7 +399,7 @@ def test_the_network_does_not_wait_for_the_files(tmp_path, network_calls, monkey
 @pytest.mark.parametrize(
     ("change", "difference"),
     [
-        (["--threshold", "0.3"], "threshold 0.5 there, 0.3 now"),
+        (["--threshold", "0.3"], " there, 0.3 now"),  # the stored threshold of test/ there
         (["--fov-diameter", "70"], "scale FOV rescaled to 64 px there, FOV rescaled to 70 px now"),
         (["--no-rescale"], "scale FOV rescaled to 64 px there, no rescaling now"),
         (["--flips"], "prediction whole image there, whole image + flips now"),
