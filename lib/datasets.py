@@ -110,3 +110,14 @@ def load_hdf5(path, channels: int | None = None) -> np.ndarray:
         what = "NaN or infinite values" if array.dtype.kind == "f" else f"values of type {array.dtype}"
         raise UserError(f"{path}: holds {what}, not pixel values; delete it and re-run the prepare script")
     return array
+
+
+def load_planes_of(path, images: np.ndarray) -> np.ndarray:
+    """The one-channel HDF5 file (labels, masks) that belongs to ``images`` (N, C, H, W): one plane per image,
+    of the images' size, else an error naming both shapes."""
+    planes = load_hdf5(path, channels=1)
+    if planes.shape[0] != images.shape[0] or planes.shape[2:] != images.shape[2:]:
+        raise UserError(
+            f"{path}: shape {planes.shape} does not match the images {images.shape}; re-run the prepare script"
+        )
+    return planes

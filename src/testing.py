@@ -8,7 +8,7 @@ import numpy as np
 
 from lib import metrics as m
 from lib.config import DataPaths, TestingSettings
-from lib.datasets import load_hdf5
+from lib.datasets import load_hdf5, load_planes_of
 from lib.errors import UserError
 from lib.imageio import write_png, write_text
 from lib.inference import Inference
@@ -23,14 +23,8 @@ from src.prediction import predict_image
 def load_test_set(data: DataPaths, testing: TestingSettings) -> dict[str, np.ndarray]:
     """Test images preprocessed as one set (as published), ground truth 0/1 and FOV masks, first N images."""
     images = load_hdf5(data.file("test_imgs_original"), channels=3)
-    truths = load_hdf5(data.file("test_groundTruth"), channels=1)
-    masks = load_hdf5(data.file("test_border_masks"), channels=1)
-    for name, array in (("test_groundTruth", truths), ("test_border_masks", masks)):
-        if array.shape[0] != images.shape[0] or array.shape[2:] != images.shape[2:]:
-            raise UserError(
-                f"{data.file(name)}: shape {array.shape} does not match the test images "
-                f"{images.shape}; re-run the prepare script"
-            )
+    truths = load_planes_of(data.file("test_groundTruth"), images)
+    masks = load_planes_of(data.file("test_border_masks"), images)
     count = testing.full_images_to_test
     if count > images.shape[0]:
         raise UserError(
@@ -51,12 +45,7 @@ def load_test_set(data: DataPaths, testing: TestingSettings) -> dict[str, np.nda
     check_evaluable(data, test_set)
     second = data.file("test_groundTruth_2nd")
     if second.is_file():
-        observer = load_hdf5(second, channels=1)
-        if observer.shape[0] != images.shape[0] or observer.shape[2:] != images.shape[2:]:
-            raise UserError(
-                f"{second}: shape {observer.shape} does not match the test images {images.shape}; "
-                "re-run the prepare script"
-            )
+        observer = load_planes_of(second, images)
         test_set["second_observer"] = (observer[:count, 0] > 0).astype(np.uint8)
     return test_set
 

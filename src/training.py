@@ -24,7 +24,7 @@ import numpy as np
 from lib import metrics as m
 from lib.augment import augment_training_images
 from lib.config import SEED_LIMIT, ConfigWarning, DataPaths, TrainingSettings, load_config, with_name
-from lib.datasets import load_hdf5
+from lib.datasets import load_hdf5, load_planes_of
 from lib.errors import DiskFullError, UserError
 from lib.experiment import WEIGHTS_SUFFIX, Experiment, TrainingState
 from lib.imageio import atomic_group, atomic_path, folder_for, require_free_space, write_text
@@ -48,12 +48,7 @@ _DROPOUT_STREAM = 0xD0  # keeps the dropout seeds apart from the patch sampling'
 def load_training_set(data: DataPaths) -> tuple[np.ndarray, np.ndarray]:
     """Preprocessed training images (N, 1, H, W) float32 and labels (N, 1, H, W) uint8 0/1."""
     images = load_hdf5(data.file("train_imgs_original"), channels=3)
-    labels = load_hdf5(data.file("train_groundTruth"), channels=1)
-    if labels.shape[0] != images.shape[0] or labels.shape[2:] != images.shape[2:]:
-        raise UserError(
-            f"{data.file('train_groundTruth')}: shape {labels.shape} does not match the images "
-            f"{images.shape}; re-run the prepare script"
-        )
+    labels = load_planes_of(data.file("train_groundTruth"), images)
     return training_rows(preprocess(images)), training_rows((labels > 0).astype(np.uint8))
 
 
@@ -74,12 +69,7 @@ class Photographs:
 def load_training_photographs(data: DataPaths) -> Photographs:
     """The training set's photographs and FOV masks, cut as ``load_training_set`` cuts its images."""
     rgb = load_hdf5(data.file("train_imgs_original"), channels=3)
-    fovs = load_hdf5(data.file("train_border_masks"), channels=1)
-    if fovs.shape[0] != rgb.shape[0] or fovs.shape[2:] != rgb.shape[2:]:
-        raise UserError(
-            f"{data.file('train_border_masks')}: shape {fovs.shape} does not match the images "
-            f"{rgb.shape}; re-run the prepare script"
-        )
+    fovs = load_planes_of(data.file("train_border_masks"), rgb)
     return Photographs(training_rows(rgb), training_rows((fovs > 0).astype(np.uint8)))
 
 
