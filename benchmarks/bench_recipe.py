@@ -1,19 +1,21 @@
 """A training recipe's DRIVE test AUC ROC against training minutes: the quality a time budget buys.
 
-    python -m benchmarks.bench_recipe [--config configuration_fast.txt] [--overwrite]
+    python -m benchmarks.bench_recipe [--config configuration_fast.txt] [--resume | --overwrite]
 
 Trains the configuration's experiment exactly as run_training.py does (same folder, weights and
 history), and after every epoch predicts the DRIVE test images whole (fast, and within a few
 10,000ths of stride 5) to measure AUC ROC on their FOV pixels. The evaluation is paused out of the
-clock, so the minutes are training minutes. Writes ``auc_curve.csv`` into the experiment folder and
-prints the curve; ``run_testing.py`` then gives the stride-5 figure of the final weights.
-The test set only measures: nothing is selected by it.
+clock, so the minutes are training minutes. ``auc_curve.csv`` in the experiment folder gains its
+row after every epoch, so ``--resume`` continues an interrupted curve as run_training.py continues
+the training; the curve is printed at the end. ``run_testing.py`` then gives the stride-5 figure of
+the final weights. The test set only measures: nothing is selected by it.
 """
 
 import argparse
 import csv
 import io
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -25,25 +27,34 @@ from src.cli import run_cli
 from src.model import build_unet_in
 from src.prediction import predict_whole
 from src.testing import load_test_set
-from src.training import fit, load_training_set
+from src.training import train
+
+FIELDS = ("epoch", "training_minutes", "auc_roc_whole_image")
 
 
 class TestCurve(keras.callbacks.Callback):
-    """After each epoch: training minutes so far (evaluations excluded) and the whole-image test AUC ROC."""
+    """After each epoch: training minutes so far (evaluations excluded) and the whole-image test AUC ROC.
 
-    def __init__(self, test_set: dict):
+    ``rows`` are an interrupted run's curve, which this one continues: its minutes add to theirs.
+    """
+
+    def __init__(self, test_set: dict, path: Path, rows: list[dict]):
         super().__init__()
         self.test_set = test_set
+        self.path = path
         self.whole = build_unet_in("float32")  # any size, float32 like run_testing.py; weights copied in
-        self.rows: list[dict] = []
+        self.rows = rows
+        self.minutes_before = rows[-1]["training_minutes"] if rows else 0.0
         self.paused = 0.0
         self.start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         paused_at = time.perf_counter()
-        minutes = (paused_at - self.start - self.paused) / 60
+        minutes = self.minutes_before + (paused_at - self.start - self.paused) / 60
         auc = self.test_auc()
+        self.rows[:] = [row for row in self.rows if row["epoch"] < epoch + 1]
         self.rows.append({"epoch": epoch + 1, "training_minutes": minutes, "auc_roc_whole_image": auc})
+        write_text(self.path, curve_csv(self.rows))
         print(f"epoch {epoch + 1}: {minutes:.1f} training minutes, whole-image test AUC ROC {auc:.4f}", flush=True)
         self.paused += time.perf_counter() - paused_at
 
@@ -56,26 +67,34 @@ class TestCurve(keras.callbacks.Callback):
 
 def curve_csv(rows: list[dict]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows({key: round(value, 5) for key, value in row.items()} for row in rows)
     return buffer.getvalue()
 
 
+def read_curve(path: Path) -> list[dict]:
+    """The rows an interrupted run wrote; none where it wrote nothing."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{"epoch": int(row["epoch"]), **{key: float(row[key]) for key in FIELDS[1:]}} for row in rows]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configuration_fast.txt")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted training and its curve")
     parser.add_argument("--overwrite", action="store_true", help="replace the experiment's earlier results")
     args = parser.parse_args()
     config = load_config(args.config)
     test_set = load_test_set(config.data, config.testing)
-    images, labels = load_training_set(config.data)
-    curve = TestCurve(test_set)
+    path = config.experiment.test_curve
+    curve = TestCurve(test_set, path, read_curve(path) if args.resume else [])
     start = time.perf_counter()
-    folder = fit(config.training, config.experiment, images, labels, overwrite=args.overwrite, callbacks=(curve,))
+    train(config, resume=args.resume, overwrite=args.overwrite, callbacks=(curve,))
     wall_minutes = (time.perf_counter() - start) / 60
-    if curve.rows:
-        write_text(folder / "auc_curve.csv", curve_csv(curve.rows))
     print(f"\n{config.source}: {len(curve.rows)} epochs, wall time {wall_minutes:.1f} min with the evaluations\n")
     print("| epoch | training minutes | whole-image AUC ROC |\n|---|---|---|")
     for row in curve.rows:

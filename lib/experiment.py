@@ -61,6 +61,7 @@ class Experiment:
     training_log = _File("training.log")
     testing_log = _File("testing.log")
     training_curves = _File("training_curves.png")  # loss and accuracy per epoch, redrawn after each one
+    test_curve = _File("auc_curve.csv")  # benchmarks/bench_recipe.py: whole-image test AUC ROC per epoch
     tensorboard = _File("tensorboard")  # folder of TensorBoard event files ([training settings] tensorboard)
     lock_file = _File("training.lock")  # held while a training runs in the folder (lib.lock)
 
@@ -134,6 +135,7 @@ class Experiment:
 
     def write_threshold(self, record: dict) -> None:
         write_text(self.threshold_file, json.dumps(record, indent=2) + "\n")
+
 
 def _number(text: str | None) -> float:
     """A history value as a float; NaN for what is no number (a value the epoch lacked)."""

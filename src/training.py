@@ -154,9 +154,7 @@ def fov_constraint(settings: TrainingSettings, fov_masks: np.ndarray | None):
         return fov_masks > 0
     radius = fov_radius_for_patch(settings.patch_hw)
     if radius <= 0:
-        raise UserError(
-            f"{settings.where} inside_FOV = True but these patches cannot fit in the FOV"
-        )
+        raise UserError(f"{settings.where} inside_FOV = True but these patches cannot fit in the FOV")
     return radius
 
 
@@ -614,12 +612,19 @@ def save_model_picture(model: keras.Model, path: Path) -> None:
         print(f"note: skipped the model picture {path.name}: needs pydot and Graphviz ({type(error).__name__})")
 
 
-def train(config, resume: bool = False, overwrite: bool = False) -> Path:
+def train(config, resume: bool = False, overwrite: bool = False, callbacks: tuple = ()) -> Path:
     """Train the experiment of ``config`` on its prepared training set; returns its folder."""
     images, labels = load_training_set(config.data)
     photographs = load_training_photographs(config.data) if config.training.camera_augmentation.active else None
     return fit(
-        config.training, config.experiment, images, labels, resume=resume, overwrite=overwrite, photographs=photographs
+        config.training,
+        config.experiment,
+        images,
+        labels,
+        resume=resume,
+        overwrite=overwrite,
+        callbacks=callbacks,
+        photographs=photographs,
     )
 
 

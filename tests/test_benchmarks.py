@@ -49,6 +49,28 @@ def test_recipe_curve_has_one_auc_per_epoch(bench):
     assert (bench.folder / "exp" / "exp_best.weights.h5").is_file()  # trained as run_training.py does
 
 
+def test_recipe_curve_continues_an_interrupted_camera_augmented_training(bench):
+    """The robust recipe runs for hours, across sittings: --resume continues the curve where it stopped."""
+    recipe = {"patch_source": "streaming", "augment_scale": "0.1", "augment_gamma": "0.2", "augment_noise": "3"}
+
+    def config(epochs, filename):
+        overrides = {"experiment name": {"name": "robust"}, "training settings": {**recipe, "N_epochs": epochs}}
+        return make_config(bench.folder, overrides, tiny=True, filename=filename)
+
+    first = config(1, "first.txt")
+    assert_ok(run_module("benchmarks.bench_recipe", "--config", first, cwd=bench.folder))
+    curve = bench.folder / "robust" / "auc_curve.csv"
+    first_row = curve.read_text().splitlines()[1]
+    resumed = run_module("benchmarks.bench_recipe", "--config", config(2, "again.txt"), "--resume", cwd=bench.folder)
+    assert_ok(resumed)
+    lines = curve.read_text().splitlines()
+    assert lines[1] == first_row  # the interrupted run's row is kept as it was
+    rows = list(csv.DictReader(lines))
+    assert [int(row["epoch"]) for row in rows] == [1, 2]
+    assert float(rows[0]["training_minutes"]) < float(rows[1]["training_minutes"])
+    assert set(table_rows(resumed.stdout)) == {"1", "2"}
+
+
 def test_inference_benchmark_compares_every_mode_with_the_published_port(bench):
     modes = "network,stride,stride_bf16,whole,whole_flips,published"
     result = run_module("benchmarks.bench_inference", "--config", bench.config, "--modes", modes, cwd=bench.folder)
