@@ -85,6 +85,8 @@ def run_leave_one_out(config, settings, folds=None, overwrite: bool = False) -> 
         raise UserError(f"fold {unknown[0]} is not among the prepared STARE images ({', '.join(ids)})")
     results_folder = settings.results_folder
     check_writable(results_folder)
+    if not overwrite:
+        check_same_start(config, results_folder, ids)
     for number, image_id in enumerate(chosen, 1):
         label = f"fold {number}/{len(chosen)} {image_id}"
         done = None if overwrite else finished_result(results_folder, image_id, label)
@@ -102,6 +104,31 @@ def run_leave_one_out(config, settings, folds=None, overwrite: bool = False) -> 
             flush=True,
         )
     return write_summary(config, settings, data)
+
+
+def check_same_start(config, results_folder: Path, ids: list[str]) -> None:
+    """Refuse to add folds to a table whose finished folds started from other initial weights: mixed, its mean
+    would describe no training."""
+    start = initial_weights_record(config.training.initial_weights)
+    for image_id in ids:
+        path = result_files(results_folder, image_id)["result"]
+        try:
+            earlier = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # not run, or damaged: the fold runs (again) anyway
+        if earlier.get("initial_weights_sha256") != start.get("initial_weights_sha256"):
+            raise UserError(
+                f"{path} was trained from other initial weights ({start_name(earlier)}) than this configuration's "
+                f"({start_name(start)}); run every fold again with --overwrite, or give this configuration its own "
+                "[leave-one-out] results_folder"
+            )
+
+
+def start_name(record: dict) -> str:
+    """Initial weights as a person tells them apart: the path and the start of the digest, or none."""
+    if not record.get("initial_weights"):
+        return "none"
+    return f"{record['initial_weights']}, sha256 {record.get('initial_weights_sha256', '?')[:12]}"
 
 
 def train_fold(config, experiment: Experiment, data: dict, index: int, overwrite: bool, label: str) -> None:

@@ -267,6 +267,19 @@ def test_unknown_fold_is_refused(loo_copy):
 
 
 @pytest.mark.slow  # the shared leave-one-out run trains 3 folds
+def test_folds_from_other_initial_weights_are_not_mixed_into_the_table(loo_copy):
+    """Finished folds trained from scratch; the configuration now starts from weights: refused, nothing run."""
+    config = make_config(loo_copy, base=loo_copy / "configuration.txt", filename="other.txt", overrides={
+        "training settings": {"initial_weights": loo_copy / "STARE_leave_one_out" / "im0001"
+                              / "STARE_leave_one_out_best.weights.h5"},
+    })
+    before = sorted(path.stat().st_mtime_ns for path in (loo_copy / RESULTS).iterdir())
+    with pytest.raises(UserError, match=r"im0001_result.json was trained from other initial weights \(none\)"):
+        run_leave_one_out(load_config(config), stare.load_leave_one_out(config))
+    assert sorted(path.stat().st_mtime_ns for path in (loo_copy / RESULTS).iterdir()) == before
+
+
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_unknown_fold_on_the_command_line_is_one_line(loo_run):
     folder = loo_run[0]
     result = run_script("run_stare_leave_one_out.py", "--config", folder / "configuration.txt", "--folds", "im0082",
