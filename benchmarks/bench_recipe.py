@@ -7,7 +7,8 @@ history), and after every epoch predicts the DRIVE test images whole (fast, and 
 10,000ths of stride 5) to measure AUC ROC on their FOV pixels. The evaluation is paused out of the
 clock, so the minutes are training minutes. ``auc_curve.csv`` in the experiment folder gains its
 row after every epoch, so ``--resume`` continues an interrupted curve as run_training.py continues
-the training; the curve is printed at the end. ``run_testing.py`` then gives the stride-5 figure of
+the training; the curve is printed at the end (the training itself logs to ``<name>/training.log`` when
+``nohup = True``, as run_training.py does). ``run_testing.py`` then gives the stride-5 figure of
 the final weights. The test set only measures: nothing is selected by it.
 """
 
@@ -23,7 +24,7 @@ from lib.config import load_config
 from lib.imageio import write_text
 from lib.metrics import evaluate_fov
 from src.backend import keras
-from src.cli import run_cli
+from src.cli import log_to, run_cli
 from src.model import build_unet_in
 from src.prediction import predict_whole
 from src.testing import load_test_set
@@ -93,7 +94,8 @@ def main():
     path = config.experiment.test_curve
     curve = TestCurve(test_set, path, read_curve(path) if args.resume else [])
     start = time.perf_counter()
-    train(config, resume=args.resume, overwrite=args.overwrite, callbacks=(curve,))
+    with log_to(config.experiment.training_log if config.training.nohup else None):  # as run_training.py
+        train(config, resume=args.resume, overwrite=args.overwrite, callbacks=(curve,))
     wall_minutes = (time.perf_counter() - start) / 60
     print(f"\n{config.source}: {len(curve.rows)} epochs, wall time {wall_minutes:.1f} min with the evaluations\n")
     print("| epoch | training minutes | whole-image AUC ROC |\n|---|---|---|")
