@@ -38,18 +38,20 @@ def config_from(args):
     return load_config(args.config, getattr(args, "name", None))
 
 
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "test"  # the reference experiment shipped in test/
+# The shipped model for photographs of any camera: configuration_robust.txt, trained on DRIVE with camera
+# augmentation (test/ holds the DRIVE reference model of the published protocol)
+PHOTOGRAPH_MODEL = Path(__file__).resolve().parents[1] / "robust"
 
 
 def add_model_options(parser: argparse.ArgumentParser, used_for: str) -> None:
-    """``--model DIR`` (an experiment folder, default the shipped reference model) or ``--weights PATH``."""
+    """``--model DIR`` (an experiment folder, default the shipped model for photographs) or ``--weights PATH``."""
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument(
         "--model",
         type=Path,
-        default=SHIPPED_MODEL,
-        help=f"experiment folder whose <name>_best.weights.h5 is {used_for} (default: the shipped reference model, "
-        "test/)",
+        default=PHOTOGRAPH_MODEL,
+        help=f"experiment folder whose <name>_best.weights.h5 is {used_for} (default: robust/, the shipped model "
+        "trained for photographs of any camera; test/ is the DRIVE reference model)",
     )
     choice.add_argument(
         "--weights",
