@@ -103,6 +103,7 @@ def run_leave_one_out(config, settings, folds=None, overwrite: bool = False) -> 
             f"({(time.perf_counter() - start) / 60:.1f} min)",
             flush=True,
         )
+        write_summary(config, settings, data)  # a run stopped later still leaves tables of every finished fold
     return write_summary(config, settings, data)
 
 

@@ -18,6 +18,7 @@ from lib.errors import UserError
 from lib.imageio import read_binary, read_probability_png
 from lib.metrics import evaluate_fov
 from lib.synthetic import FOV_RADIUS_FRACTION, STARE_IDS, write_synthetic_stare
+from src import leave_one_out
 from src.cross_dataset import run_cross_dataset
 from src.leave_one_out import run_leave_one_out
 
@@ -257,6 +258,27 @@ def test_an_interrupted_fold_resumes_its_training(loo_copy, capsys):
     assert "resuming after epoch 1" in out and "im0003: finished earlier" in out
     assert len((fold / "training_history.csv").read_text().splitlines()) == 3  # header + 2 epochs
     assert (loo_copy / RESULTS / "im0002_result.json").is_file()
+
+
+@pytest.mark.slow  # the shared leave-one-out run trains 3 folds
+def test_a_stopped_run_leaves_the_tables_of_its_finished_folds(loo_copy, monkeypatch):
+    """Folds finish one by one across sittings: after each, the tables describe exactly the finished ones."""
+    config = loo_copy / "configuration.txt"
+    for image_id in ("im0002", "im0003"):
+        (loo_copy / RESULTS / f"{image_id}_result.json").unlink()
+    train = leave_one_out.train_fold
+
+    def stop_at_the_last_fold(config, experiment, data, index, overwrite, label):
+        if "im0003" in label:
+            raise KeyboardInterrupt
+        train(config, experiment, data, index, overwrite, label)
+
+    monkeypatch.setattr(leave_one_out, "train_fold", stop_at_the_last_fold)
+    with pytest.raises(KeyboardInterrupt):
+        run_leave_one_out(load_config(config), stare.load_leave_one_out(config))
+    csv_lines = (loo_copy / RESULTS / "leave_one_out.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in csv_lines[1:]] == ["im0001", "im0002", "mean", "std"]
+    assert json.loads((loo_copy / RESULTS / "summary.json").read_text())["folds"] == 2
 
 
 @pytest.mark.slow  # the shared leave-one-out run trains 3 folds
