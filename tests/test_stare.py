@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from helpers import REPO, assert_ok, assert_user_error, make_config, read_ini, run_script
 from PIL import Image
+from sklearn.metrics import roc_auc_score
 
 from lib import stare
 from lib.config import load_config
@@ -364,6 +365,35 @@ def test_real_stare_preparation_and_fov(stare_root, tmp_path):
     fov, vessels = prepared["borderMasks"][:, 0] > 0, prepared["groundTruth"][:, 0] > 0
     assert (vessels & ~fov).sum() < 0.01 * vessels.sum()  # the labelled vessels lie inside the detected FOV
     assert all(path.is_file() for path in prepared["written"])
+
+
+TABLES = ("leave_one_out.csv", "leave_one_out.md", "summary.json")
+
+
+@pytest.mark.slow  # the real STARE
+@pytest.mark.parametrize("variant", ["configuration_STARE_scratch.txt", "configuration_STARE_pretrained.txt"])
+def test_the_committed_stare_results_regenerate_and_reproduce(stare_root, tmp_path, monkeypatch, variant):
+    """What a fresh clone can check: the committed tables regenerate byte for byte from the committed result
+    files, and each committed 16-bit map and FOV mask give its AUC against STARE's own label file."""
+    monkeypatch.chdir(REPO)  # the variants' relative paths (results, initial weights) are the repo's
+    committed = stare.load_leave_one_out(variant).results_folder
+    results = shutil.copytree(committed, tmp_path / "results")
+    for name in TABLES:
+        (results / name).unlink()
+    config_path = make_config(tmp_path, base=REPO / variant, overrides={"leave-one-out": {"results_folder": results}})
+    config = load_config(config_path)
+    stare.prepare(config.data, stare_root)
+    settings = stare.load_leave_one_out(config_path)
+    assert leave_one_out.write_summary(config, settings, leave_one_out.load_stare(config))["folds"] >= 1
+    assert {name: (results / name).read_bytes() for name in TABLES} == {
+        name: (committed / name).read_bytes() for name in TABLES}
+    for result_file in sorted(committed.glob("*_result.json")):
+        image_id = result_file.name.removesuffix("_result.json")
+        label = read_binary(stare_root / "labels-ah" / f"{image_id}.ah.ppm.gz") > 0
+        fov = np.asarray(Image.open(committed / f"{image_id}_fov.png")) > 0
+        probability = np.asarray(Image.open(committed / f"{image_id}_probability.png"), dtype=np.float64) / 65535
+        recomputed = roc_auc_score(label[fov], probability[fov])
+        assert recomputed == pytest.approx(json.loads(result_file.read_text())["auc_roc"], abs=5e-4)
 
 
 def test_compare_prints_the_variants_side_by_side(tmp_path, monkeypatch):
