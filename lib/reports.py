@@ -147,12 +147,18 @@ def stare_comparison(summary: dict) -> str:
 
 def stare_published_table(summary: dict, label: str) -> str:
     """The published STARE comparison (AUC ROC) with this leave-one-out's mean inserted."""
-    rows = [(name, auc) for name, auc in PUBLISHED_STARE_TABLE]
-    if summary.get("folds"):
-        rows.append((f"**{label}, {summary['folds']} of {summary['images']} folds**", summary["auc_roc_mean"]))
+    return "\n".join(comparison_lines({label: summary})) + "\n"
+
+
+def comparison_lines(summaries: dict[str, dict]) -> list[str]:
+    """The published STARE comparison with each leave-one-out (label -> summary) inserted, saying how many
+    of its folds the mean is over."""
+    rows = list(PUBLISHED_STARE_TABLE) + [
+        (f"**{label}, {summary['folds']} of {summary['images']} folds**", summary["auc_roc_mean"])
+        for label, summary in summaries.items() if summary.get("folds")
+    ]  # fmt: skip
     lines = ["", "| Method (STARE) | AUC ROC |", "| --- | :---: |"]
-    lines += [f"| {name} | {short(auc)} |" for name, auc in sorted(rows, key=lambda row: row[1])]
-    return "\n".join(lines) + "\n"
+    return lines + [f"| {name} | {short(auc)} |" for name, auc in sorted(rows, key=lambda row: row[1])]
 
 
 def stare_variants_markdown(summaries: dict[str, dict]) -> str:
@@ -180,8 +186,5 @@ def stare_variants_markdown(summaries: dict[str, dict]) -> str:
     human = next(iter(summaries.values()))["second_observer"]
     lines += ["", "Second observer (vk) against the ground truth (ah), same FOV pixels, all 20 images: "
               + ", ".join(f"{key} {short(human[key])}" for key in RATES) + "."]
-    comparison = [(name, auc) for name, auc in PUBLISHED_STARE_TABLE]
-    comparison += [(f"**this project, {label}**", s["auc_roc_mean"]) for label, s in summaries.items() if s["folds"]]
-    lines += ["", "| Method (STARE) | AUC ROC |", "| --- | :---: |"]
-    lines += [f"| {name} | {short(auc)} |" for name, auc in sorted(comparison, key=lambda item: item[1])]
+    lines += comparison_lines({f"this project, {label}": summary for label, summary in summaries.items()})
     return "\n".join(lines) + "\n"

@@ -417,6 +417,7 @@ def test_compare_prints_the_variants_side_by_side(tmp_path, monkeypatch):
     assert lines[0] == "| STARE image | published | first | second |"
     assert "| im0001 | .9709 | .9700 | .9800 |" in lines and "| im0002 | .9588 | .9600 | – |" in lines
     assert "| folds | 20 | 2 of 20 | 1 of 20 |" in lines
-    assert "| **this project, second** | .9800 |" in lines and "| published retina-unet | .9805 |" in lines
+    assert "| **this project, second, 1 of 20 folds** | .9800 |" in lines
+    assert "| published retina-unet | .9805 |" in lines
     missing = run_script("run_stare_leave_one_out.py", "--compare", tmp_path / "nowhere.txt", cwd=tmp_path)
     assert_user_error(missing, "nowhere.txt")
