@@ -87,6 +87,7 @@ def run_leave_one_out(config, settings, folds=None, overwrite: bool = False) -> 
     check_writable(results_folder)
     if not overwrite:
         check_same_start(config, results_folder, ids)
+    summary = None
     for number, image_id in enumerate(chosen, 1):
         label = f"fold {number}/{len(chosen)} {image_id}"
         done = None if overwrite else finished_result(results_folder, image_id, label)
@@ -103,8 +104,8 @@ def run_leave_one_out(config, settings, folds=None, overwrite: bool = False) -> 
             f"({(time.perf_counter() - start) / 60:.1f} min)",
             flush=True,
         )
-        write_summary(config, settings, data)  # a run stopped later still leaves tables of every finished fold
-    return write_summary(config, settings, data)
+        summary = write_summary(config, settings, data)  # a run stopped later still has tables of every finished fold
+    return summary or write_summary(config, settings, data)  # written once even when every fold was done
 
 
 def check_same_start(config, results_folder: Path, ids: list[str]) -> None:
