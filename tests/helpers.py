@@ -3,11 +3,18 @@
 import configparser
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def default_sigint():
+    """Give a child process a terminal's Ctrl-C: a suite started in the background (``pytest &`` without job
+    control) ignores SIGINT and passes that on to its children (``Popen(..., preexec_fn=default_sigint)``)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def read_ini(path) -> configparser.ConfigParser:

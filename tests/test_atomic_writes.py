@@ -290,7 +290,15 @@ def test_a_group_renames_its_files_only_when_all_are_written(tmp_path):
     assert [path.read_text() for path in paths] == ["new"] * 3
 
 
-def test_ctrl_c_waits_for_the_renames_of_a_group(tmp_path):
+@pytest.fixture
+def ctrl_c_interrupts():
+    """Python's own SIGINT handler for the test, even in a suite started with SIGINT ignored (``pytest &``)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_waits_for_the_renames_of_a_group(tmp_path, ctrl_c_interrupts):
     """SIGINT arriving while a group renames its files is delivered once all are renamed: all new, or all old."""
     from lib.imageio import atomic_group, write_text
 

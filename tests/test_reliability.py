@@ -30,7 +30,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers import REPO, assert_user_error, make_config, run_script, stderr_lines  # noqa: E402
+from helpers import REPO, assert_user_error, default_sigint, make_config, run_script, stderr_lines  # noqa: E402
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -973,12 +973,6 @@ def _history(exp: Path) -> list[str]:
     return [row.split(",")[0] for row in (exp / "training_history.csv").read_text().splitlines()[1:]]
 
 
-def _default_sigint():
-    """A terminal's Ctrl-C reaches a process whose SIGINT is not ignored; a suite started in the background
-    (``pytest &`` without job control) passes an ignored SIGINT on to its children, so restore it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.slow  # trains in a subprocess, twice
 def test_ctrl_c_during_training_then_resume(base, tmp_path):
     """SIGINT (Ctrl-C) mid-epoch after at least one finished epoch: one 'interrupted:' line and exit 130;
@@ -993,7 +987,7 @@ def test_ctrl_c_during_training_then_resume(base, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ""}
     process = subprocess.Popen(
         [sys.executable, str(REPO / TRAIN)], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, preexec_fn=_default_sigint,
+        text=True, preexec_fn=default_sigint,
     )  # fmt: skip
     exp, state = folder / "exp", folder / "exp" / "training_state.json"
     try:

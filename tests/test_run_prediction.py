@@ -20,7 +20,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from helpers import REPO, assert_ok, assert_user_error, run_script
+from helpers import REPO, assert_ok, assert_user_error, default_sigint, run_script
 from PIL import Image
 
 import run_prediction
@@ -605,7 +605,9 @@ def test_ctrl_c_leaves_whole_files_and_a_rerun_finishes(tmp_path, weights):
     arguments = [tmp_path / "in", "-o", out, "--weights", weights, *SMALL]
     command = [sys.executable, str(REPO / "run_prediction.py"), *map(str, arguments)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
     deadline = time.monotonic() + 300
     while process.poll() is None and not list(out.glob("*_overlay.png")) and time.monotonic() < deadline:
         time.sleep(0.02)
