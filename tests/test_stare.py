@@ -371,7 +371,8 @@ TABLES = ("leave_one_out.csv", "leave_one_out.md", "summary.json")
 
 
 @pytest.mark.slow  # the real STARE
-@pytest.mark.parametrize("variant", ["configuration_STARE_scratch.txt", "configuration_STARE_pretrained.txt"])
+@pytest.mark.parametrize("variant", ["configuration_STARE_scratch.txt", "configuration_STARE_pretrained.txt",
+                                     "configuration_STARE_robust.txt"])
 def test_the_committed_stare_results_regenerate_and_reproduce(stare_root, tmp_path, monkeypatch, variant):
     """What a fresh clone can check: the committed tables regenerate byte for byte from the committed result
     files, and each committed 16-bit map and FOV mask give its AUC against STARE's own label file."""
