@@ -366,7 +366,7 @@ def test_the_published_keys_are_those_of_the_published_file():
 
 @pytest.mark.parametrize("name", ["configuration.txt", "configuration_fast.txt", "configuration_STARE.txt",
                                   "configuration_STARE_scratch.txt", "configuration_STARE_pretrained.txt",
-                                  "configuration_STARE_robust.txt",
+                                  "configuration_STARE_robust.txt", "configuration_STARE_robust_smallval.txt",
                                   "test/configuration.txt"])  # fmt: skip
 def test_the_shipped_configurations_have_no_unknown_key(repo, name):
     import warnings

@@ -368,11 +368,22 @@ def test_real_stare_preparation_and_fov(stare_root, tmp_path):
 
 
 TABLES = ("leave_one_out.csv", "leave_one_out.md", "summary.json")
+CPU_VARIANTS = ("scratch", "pretrained", "robust", "robust_smallval")  # configuration_STARE_<variant>.txt
+
+
+def test_the_readme_shows_the_committed_stare_results_as_compare_prints_them():
+    """The README's STARE tables are the output of the --compare command it names, on the committed summaries."""
+    readme = (REPO / "README.md").read_text()
+    command = f"--compare\nconfiguration_STARE_{{{','.join(CPU_VARIANTS)}}}.txt` prints them:"
+    assert command in readme
+    configs = [f"configuration_STARE_{variant}.txt" for variant in CPU_VARIANTS]
+    result = run_script("run_stare_leave_one_out.py", "--compare", *configs, cwd=REPO)
+    assert_ok(result)
+    assert f"prints them:\n\n{result.stdout.rstrip()}\n\nProtocol, outputs" in readme
 
 
 @pytest.mark.slow  # the real STARE
-@pytest.mark.parametrize("variant", ["configuration_STARE_scratch.txt", "configuration_STARE_pretrained.txt",
-                                     "configuration_STARE_robust.txt"])
+@pytest.mark.parametrize("variant", [f"configuration_STARE_{variant}.txt" for variant in CPU_VARIANTS])
 def test_the_committed_stare_results_regenerate_and_reproduce(stare_root, tmp_path, monkeypatch, variant):
     """What a fresh clone can check: the committed tables regenerate byte for byte from the committed result
     files, and each committed 16-bit map and FOV mask give its AUC against STARE's own label file."""
