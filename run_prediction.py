@@ -126,7 +126,8 @@ def main(argv=None) -> int:
         arguments.error("the following arguments are required: images (or --merge)")
     outputs = parse_outputs(args.outputs)
     shard = None if args.shard is None else Shard.parse(args.shard)
-    from src.segment import Options, segment  # imported once the arguments are known to be valid
+    from lib.photographs import Options
+    from src.segment import segment  # imported once the arguments are known to be valid
 
     if args.stride:
         inference = Inference(mode="patches", patch_hw=PUBLISHED_PATCH_HW, stride_hw=(args.stride, args.stride))

@@ -82,8 +82,9 @@ class Clock:
 
 def network_alone(photos: list[Path], weights: Path) -> Clock:
     """The time of ``predict_image`` over the photographs, each prepared (untimed) as the pipeline prepares it."""
+    from lib.photographs import Options, load_photograph
     from src.prediction import predict_image
-    from src.segment import Options, load_model, load_photograph
+    from src.segment import load_model
 
     options = Options()
     model = load_model(weights, options.inference.precision)
@@ -98,7 +99,8 @@ def network_alone(photos: list[Path], weights: Path) -> Clock:
 
 def end_to_end(photos: list[Path], weights: Path, outputs: tuple[str, ...], out_dir: Path) -> Clock:
     """The time of ``segment`` over the photographs, after one untimed photograph into a scratch folder."""
-    from src.segment import Options, segment
+    from lib.photographs import Options
+    from src.segment import segment
 
     options = Options(outputs=outputs)
     with tempfile.TemporaryDirectory() as scratch:

@@ -25,9 +25,11 @@ from benchmarks import common
 from lib import published
 from lib.config import load_config
 from lib.inference import PRECISIONS
+from lib.training_set import fov_constraint, load_training_set
 from src.backend import keras, tf
 from src.model import build_unet
-from src.training import compile_model, fov_constraint, in_memory_patches, load_training_set, streaming_patches
+from src.patch_sources import in_memory_patches, streaming_patches
+from src.training import compile_model
 
 MODES = ("published", "in_memory", "streaming")
 WARMUP_STEPS = 5
@@ -57,7 +59,7 @@ def run_single(mode: str, config, steps: int) -> dict:
     else:
         sample = in_memory_patches if mode == "in_memory" else streaming_patches
         data = sample(settings, images, labels, fov_constraint(settings, None), rng)
-        x, y = data["train"] if isinstance(data["train"], tuple) else (data["train"].repeat(), None)
+        x, y = (data.train_x.repeat(), None) if data.train_y is None else (data.train_x, data.train_y)
         keras.mixed_precision.set_global_policy(settings.precision)
         model = build_unet(*patch_hw)
         compile_model(model, settings, steps)

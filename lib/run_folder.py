@@ -187,3 +187,37 @@ def merge_summaries(out_dir: Path) -> tuple[Path, int, list[str]]:
     rows, columns, missing = merged_rows(out_dir)
     write_csv(out_dir / SUMMARY, rows, tuple(columns))
     return out_dir / SUMMARY, len(rows), missing
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a run does in its folder: the photographs to segment, how many are done already, and a message for
+    each one it refuses (its outputs would collide with another photograph's)."""
+
+    todo: list[Path]
+    done_before: int
+    refused: list[str]
+
+
+def plan_run(
+    mine: list[Path], owners: dict[str, Path], summary: "Summary", out_dir: Path, outputs: tuple, overwrite: bool
+) -> Plan:
+    """Which of ``mine`` to segment into ``out_dir``; the rows of those redone leave ``summary`` (their row comes
+    back once their new files are written). ``owners``: the photograph each output name belongs to."""
+    todo, done_before, refused = [], 0, []
+    for path in mine:
+        name = file_id(path)
+        earlier = summary.rows.get(name)
+        if owners[name] != path:
+            refused.append(f"{path}: same name as {owners[name]}, the outputs would collide; rename one")
+        elif not overwrite and earlier is not None and not same_file(earlier["image"], path):
+            refused.append(
+                f"{path}: same name as {earlier['image']}, segmented into {out_dir} before; rename one, "
+                "or add --overwrite to replace its results"
+            )
+        elif not overwrite and is_done(earlier, path, out_dir, outputs):
+            done_before += 1
+        else:
+            todo.append(path)
+            summary.rows.pop(name, None)
+    return Plan(todo, done_before, refused)

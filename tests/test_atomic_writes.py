@@ -25,8 +25,8 @@ ALLOWED = {
     ("src/cli.py", "log_to", "open"),
     # TensorBoard's event files ([training settings] tensorboard): its writers append CRC-checked records, which
     # TensorBoard reads while they grow and whose cut-short last one it skips; a resume starts new files
-    ("src/training.py", "tensorboard_callbacks", "TensorBoard"),
-    ("src/training.py", "on_train_begin", "create_file_writer"),
+    ("src/callbacks.py", "tensorboard_callbacks", "TensorBoard"),
+    ("src/callbacks.py", "on_train_begin", "create_file_writer"),
     # the lock file: its flock, not its content, is the lock; the pid in it is only for the refusal message
     ("lib/lock.py", "_locked_handle", "open"),
     # the export writers are handed the temporary path of the caller's atomic_path (src.export.atomic_output)

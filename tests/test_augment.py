@@ -174,12 +174,13 @@ def streaming_settings(write_config, **keys):
 def epochs_of(settings, rgb, labels, fovs, first_epoch, count):
     """The training patches of ``count`` epochs of a streaming pipeline started at ``first_epoch``."""
     from lib.preprocessing import preprocess
-    from src.training import Photographs, streaming_patches
+    from lib.training_set import Photographs
+    from src.patch_sources import streaming_patches
 
     rng, photographs = np.random.default_rng(settings.seed), Photographs(rgb, fovs)
     data = streaming_patches(settings, preprocess(rgb), labels, None, rng, first_epoch, photographs)
-    runs = [[(x.numpy(), y.numpy()) for x, y in data["train"]] for _ in range(count)]
-    return runs, data["validation"]
+    runs = [[(x.numpy(), y.numpy()) for x, y in data.train_x] for _ in range(count)]
+    return runs, data.validation
 
 
 @pytest.mark.slow  # five epochs through TensorFlow's tf.data pipeline

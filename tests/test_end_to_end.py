@@ -393,7 +393,7 @@ def test_tensorboard_without_its_package_is_one_line_before_training(tmp_path, m
 
     from lib.config import load_config
     from lib.errors import UserError
-    from src.training import check_tensorboard
+    from src.callbacks import check_tensorboard
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "tensorboard" else find_spec(name))

@@ -831,7 +831,7 @@ def test_the_lock_file(tmp_path):
 def test_overwrite_moves_the_earlier_model_aside(base, tmp_path, capsys):
     """--overwrite over a trained model (the shipped test/ in a fresh clone) keeps it in exp/replaced-<time>/."""
     from lib.experiment import Experiment
-    from src.training import starting_state
+    from lib.experiment_state import starting_state
 
     folder = prepare_case(base, tmp_path / "run", Case("", TRAIN))
     experiment = Experiment(folder / "exp", "exp")

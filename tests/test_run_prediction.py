@@ -24,7 +24,7 @@ from helpers import REPO, assert_ok, assert_user_error, default_sigint, run_scri
 from PIL import Image
 
 import run_prediction
-from lib import imageio
+from lib import imageio, photographs
 from lib.errors import UserError
 from lib.fov import detect_fov, fov_diameter
 from lib.imageio import read_binary, read_rgb
@@ -33,7 +33,7 @@ from lib.measurements import as_text, measure_vessels
 from lib.rescale import resize
 from lib.run_folder import OUTPUTS, SETTINGS, SUMMARY
 from lib.synthetic import synthetic_fundus, write_synthetic_drive, write_synthetic_stare
-from src import segment
+from src import pipeline, segment
 
 SMALL = ["--fov-diameter", "64"]  # the stand-in and the untrained U-Net need no DRIVE scale: keep inputs tiny
 
@@ -132,16 +132,18 @@ def test_rescaling_round_trip_keeps_shape_and_a_smooth_map(scale):
 def test_network_input_has_the_target_fov_diameter(tmp_path):
     rgb, _, fov = photo(1, 200, 240, fov_radius=90)
     path = save(tmp_path / "p.png", rgb)
-    loaded = segment.load_photograph(path, None, None, segment.Options(fov_diameter=64))
+    loaded = photographs.load_photograph(path, None, None, photographs.Options(fov_diameter=64))
     assert float(loaded.row["fov_diameter"]) == pytest.approx(181, abs=3)
     scale = 64 / fov_diameter(detect_fov(rgb))
     assert loaded.network_input.shape == (1, round(200 * scale), round(240 * scale))
-    row = segment.finish_photograph(loaded, loaded.network_input[0], segment.Options(), tmp_path)
+    row = photographs.finish_photograph(loaded, loaded.network_input[0], photographs.Options(), tmp_path)
     probability = np.asarray(Image.open(tmp_path / "p_probability.png"))
     assert probability.shape == (200, 240) and int(row["height"]) == 200  # mapped back to the photograph
-    unscaled = segment.load_photograph(path, None, None, segment.Options(fov_diameter=None))
+    unscaled = photographs.load_photograph(path, None, None, photographs.Options(fov_diameter=None))
     assert unscaled.network_input.shape == (1, 200, 240)
-    near = segment.load_photograph(path, None, None, segment.Options(fov_diameter=1.04 * fov_diameter(detect_fov(rgb))))
+    near = photographs.load_photograph(
+        path, None, None, photographs.Options(fov_diameter=1.04 * fov_diameter(detect_fov(rgb)))
+    )
     assert near.network_input.shape == (1, 200, 240) and near.row["scale"] == "1.0000"  # not resampled for 4 %
 
 
@@ -172,7 +174,7 @@ def test_stare_labels_are_matched_and_evaluated(tmp_path, stand_in, capsys):
     rows = read_summary(out)
     assert [row["image"].rsplit("/", 1)[1] for row in rows] == ["im0001.ppm.gz", "im0002.ppm.gz"]
     for row in rows:
-        for name in segment.METRICS:
+        for name in photographs.METRICS:
             assert 0 <= float(row[name]) <= 1, name
         assert float(row["auc_roc"]) > 0.7  # the stand-in finds the dark synthetic vessels
     mean = np.mean([float(row["auc_roc"]) for row in rows])
@@ -375,9 +377,9 @@ def test_an_interruption_leaves_whole_files_and_the_rerun_finishes(tmp_path, net
 def test_the_network_does_not_wait_for_the_files(tmp_path, network_calls, monkeypatch):
     """Writers blocked until the network has run on MAX_FINISHING + 1 photographs: a network waiting for the
     files would never get there. Then it waits: no more photographs are held than that bound."""
-    write_photos(tmp_path / "in", segment.MAX_FINISHING + 3)
+    write_photos(tmp_path / "in", pipeline.MAX_FINISHING + 3)
     released, predicted_at_release = threading.Event(), []
-    real_write = segment.write_outputs
+    real_write = photographs.write_outputs
 
     def blocked_write(*args):
         assert released.wait(timeout=30), "the network waited for the files"
@@ -385,15 +387,15 @@ def test_the_network_does_not_wait_for_the_files(tmp_path, network_calls, monkey
 
     def predict(model, image, inference, fov=None):
         network_calls.append(image.shape)
-        if len(network_calls) == segment.MAX_FINISHING + 1:
+        if len(network_calls) == pipeline.MAX_FINISHING + 1:
             threading.Timer(0.5, lambda: predicted_at_release.append(len(network_calls)) or released.set()).start()
         return 1 - image[0]
 
-    monkeypatch.setattr(segment, "write_outputs", blocked_write)
+    monkeypatch.setattr(photographs, "write_outputs", blocked_write)
     monkeypatch.setattr(segment, "predict_image", predict)
     assert segmenting(tmp_path) == 0
-    assert predicted_at_release == [segment.MAX_FINISHING + 1]
-    assert len(read_summary(tmp_path / "out")) == segment.MAX_FINISHING + 3
+    assert predicted_at_release == [pipeline.MAX_FINISHING + 1]
+    assert len(read_summary(tmp_path / "out")) == pipeline.MAX_FINISHING + 3
 
 
 @pytest.mark.parametrize(

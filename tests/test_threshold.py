@@ -120,10 +120,12 @@ def test_training_stores_the_f1_best_threshold_and_testing_reports_it_beside_0_5
     tmp_path, synthetic_drive, monkeypatch, capsys
 ):
     from lib.config import load_config
+    from lib.training_set import load_training_set
     from src.model import load_trained_model
+    from src.patch_sources import patch_data
     from src.prediction import predict_patches
     from src.testing import run_test
-    from src.training import load_training_set, patch_data, store_threshold, train
+    from src.training import store_threshold, train
 
     monkeypatch.chdir(tmp_path)
     streaming = {"patch_source": "streaming", "N_epochs": "3", "augment_scale": "0.1", "augment_gamma": "0.2"}
@@ -139,7 +141,7 @@ def test_training_stores_the_f1_best_threshold_and_testing_reports_it_beside_0_5
 
     # the best weights' F1-best threshold on the validation patches: the same patches, sampled again
     images, labels = load_training_set(config.data)
-    x, y = patch_data(settings, images, labels, None, np.random.default_rng(settings.seed))["validation"]
+    x, y = patch_data(settings, images, labels, None, np.random.default_rng(settings.seed)).validation
     probabilities = predict_patches(load_trained_model(experiment.weights("best")), x.transpose(0, 3, 1, 2), 256)
     assert stored["threshold"] == best_f1_threshold(y, probabilities)[0]
     assert stored["validation_patches"] == len(y) == 16 and stored["weights_epoch"] == experiment.best_epoch()
