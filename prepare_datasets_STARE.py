@@ -4,6 +4,7 @@ image colour (STARE ships none) and a preview of them (the STARE part of the pub
 from pathlib import Path
 
 from lib import stare
+from lib.config import require_leave_one_out
 from src import cli
 
 
@@ -17,7 +18,7 @@ def main():
     )
     args = arguments.parse_args()
     config = cli.config_from(args)
-    root = args.stare or stare.load_leave_one_out(args.config).stare_folder
+    root = args.stare or require_leave_one_out(config).stare_folder
     prepared = stare.prepare(config.data, root)
     images = prepared["imgs"]
     print(f"{len(images)} images of {images.shape[3]}x{images.shape[2]} from {root}")

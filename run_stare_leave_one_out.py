@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from lib import stare
-from lib.config import load_config
+from lib.config import load_config, parse_folds, require_leave_one_out
 from lib.errors import UserError
 from lib.reports import stare_variants_markdown
 from src import cli
@@ -16,10 +16,11 @@ def compare(configs: list[Path]) -> str:
     """The variants' per-image tables side by side, from their results folders' summary.json (no training)."""
     summaries = {}
     for path in configs:
-        summary_file = stare.load_leave_one_out(path).results_folder / "summary.json"
+        config = load_config(path)
+        summary_file = require_leave_one_out(config).results_folder / "summary.json"
         if not summary_file.is_file():
             raise UserError(f"{summary_file}: not found; run python run_stare_leave_one_out.py --config {path} first")
-        summaries[load_config(path).name] = json.loads(summary_file.read_text())
+        summaries[config.name] = json.loads(summary_file.read_text())
     return stare_variants_markdown(summaries)
 
 
@@ -58,8 +59,8 @@ def main():
         print(compare(args.compare), end="")
         return
     config = cli.config_from(args)
-    settings = stare.load_leave_one_out(args.config)
-    folds = None if args.folds is None else stare.parse_folds(args.folds, "--folds")
+    settings = require_leave_one_out(config)
+    folds = None if args.folds is None else parse_folds(args.folds, "--folds")
     # TensorFlow loads only once the arguments are known to be valid
     from src.cross_dataset import run_cross_dataset
     from src.leave_one_out import run_leave_one_out

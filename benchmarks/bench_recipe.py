@@ -1,6 +1,6 @@
 """A training recipe's DRIVE test AUC ROC against training minutes: the quality a time budget buys.
 
-    python -m benchmarks.bench_recipe [--config configuration_fast.txt] [--resume | --overwrite]
+    python -m benchmarks.bench_recipe [--config configurations/fast.txt] [--resume | --overwrite]
 
 Trains the configuration's experiment exactly as run_training.py does (same folder, weights and
 history), and after every epoch predicts the DRIVE test images whole (fast, and within a few
@@ -85,7 +85,7 @@ def read_curve(path: Path) -> list[dict]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configuration_fast.txt")
+    parser.add_argument("--config", default="configurations/fast.txt")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted training and its curve")
     parser.add_argument("--overwrite", action="store_true", help="replace the experiment's earlier results")
     args = parser.parse_args()

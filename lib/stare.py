@@ -1,4 +1,4 @@
-"""STARE as distributed, its detected FOV masks, and the ``[leave-one-out]`` settings of configuration_STARE.txt.
+"""STARE as distributed and its detected FOV masks (the ``[leave-one-out]`` settings are part of ``lib.config``).
 
 STARE's vessel page ships the 20 photographs (``stare-images/imXXXX.ppm.gz``) and two observers' labels:
 ``labels-ah`` (A. Hoover, the ground truth) and ``labels-vk`` (V. Kouznetsova, the human reference).
@@ -6,27 +6,25 @@ It ships no FOV masks: as published, the FOV is found from the image colour (``l
 red-channel threshold from the image's own levels, largest component, holes filled, rim eroded).
 """
 
-import dataclasses
 import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from lib.config import DataPaths, Section, read_ini
+from lib.config import STARE_ID, DataPaths
 from lib.datasets import write_hdf5
 from lib.errors import UserError
 from lib.fov import detect_fov, fov_stats
 from lib.imageio import atomic_group, read_binary, read_rgb, write_png, write_text
 from lib.visualize import group_images
 
-CONFIG_FILE = "configuration_STARE.txt"
+CONFIG_FILE = "configurations/STARE.txt"
 PUBLISHED_COUNT = 20  # the labelled STARE images of the published leave-one-out
 STARE_HELP = (
     "download stare-images.tar, labels-ah.tar and labels-vk.tar from https://cecas.clemson.edu/~ahoover/stare/ "
     "(vessel segmentation) and unpack them into one folder"
 )
-ID = re.compile(r"im\d{4}")
 # HDF5 key: (folder, file name with the id as group 1); the files may be gzipped or plain.
 LAYOUT = {
     "imgs": ("stare-images", r"(im\d{4})\.ppm(?:\.gz)?"),
@@ -42,37 +40,6 @@ OUTPUTS = {
 }
 IDS_FILE = "STARE_dataset_ids.txt"  # in path_local: the image ids, in the order of the HDF5 files
 PREVIEW_FILE = "STARE_FOV_masks.png"  # in path_local: every image with its detected FOV outlined
-
-
-@dataclasses.dataclass(frozen=True)
-class LeaveOneOut:
-    stare_folder: Path
-    folds: tuple[str, ...] | None  # the held-out image ids to run; None: every image
-    results_folder: Path
-
-
-def load_leave_one_out(path) -> LeaveOneOut:
-    """The ``[leave-one-out]`` section of the configuration file at ``path``."""
-    path = Path(path)
-    section = Section(read_ini(path), path, "leave-one-out")
-    settings = LeaveOneOut(
-        stare_folder=Path(section.text("stare_folder", "./STARE")),
-        folds=parse_folds(section.text("folds", "all"), f"{section.where} folds"),
-        results_folder=Path(section.text("results_folder", "./STARE_results")),
-    )
-    section.check_unknown_keys()
-    return settings
-
-
-def parse_folds(text: str, where: str) -> tuple[str, ...] | None:
-    """``all`` → None, else the ids held out, in the given order: ``im0001, im0082`` (commas or spaces)."""
-    if text.strip().lower() == "all":
-        return None
-    ids = [item for item in re.split(r"[\s,]+", text.strip()) if item]
-    bad = [item for item in ids if not ID.fullmatch(item)]
-    if bad or not ids:
-        raise UserError(f"{where} = '{text}' is not 'all' or STARE ids; write e.g. all, or im0001, im0082")
-    return tuple(dict.fromkeys(ids))
 
 
 def _listing(root: Path, folder: str, pattern: str) -> dict[str, Path]:
@@ -98,8 +65,10 @@ def read_stare(root) -> dict[str, np.ndarray]:
     files = {key: _listing(root, folder, pattern) for key, (folder, pattern) in LAYOUT.items()}
     ids = sorted(files["imgs"])
     if len(ids) < 2:
-        raise UserError(f"{root / 'stare-images'}: {len(ids)} images named like im0001.ppm.gz; "
-                        f"the leave-one-out needs at least 2; {STARE_HELP}")
+        raise UserError(
+            f"{root / 'stare-images'}: {len(ids)} images named like im0001.ppm.gz; "
+            f"the leave-one-out needs at least 2; {STARE_HELP}"
+        )
     for key in ("groundTruth", "groundTruth2nd"):
         folder = root / LAYOUT[key][0]
         missing, orphans = sorted(set(ids) - set(files[key])), sorted(set(files[key]) - set(ids))
@@ -114,13 +83,16 @@ def read_stare(root) -> dict[str, np.ndarray]:
         path = files["imgs"][image_id]
         image = read_rgb(path)
         if arrays["imgs"] and image.shape[:2] != arrays["imgs"][0].shape[1:]:
-            raise UserError(f"{path}: size {image.shape[1::-1]} differs from the first image's "
-                            f"{arrays['imgs'][0].shape[:0:-1]}; all images must have one size")
+            raise UserError(
+                f"{path}: size {image.shape[1::-1]} differs from the first image's "
+                f"{arrays['imgs'][0].shape[:0:-1]}; all images must have one size"
+            )
         for key in ("groundTruth", "groundTruth2nd"):
             plane = read_binary(files[key][image_id])
             if plane.shape != image.shape[:2]:
-                raise UserError(f"{files[key][image_id]}: size {plane.shape[::-1]} differs from its image's "
-                                f"{image.shape[1::-1]}")
+                raise UserError(
+                    f"{files[key][image_id]}: size {plane.shape[::-1]} differs from its image's {image.shape[1::-1]}"
+                )
             arrays[key].append(plane[None])
         try:
             mask = detect_fov(image)
@@ -172,6 +144,6 @@ def prepared_ids(data: DataPaths) -> list[str]:
     if not path.is_file():
         raise UserError(f"{path}: not found; run prepare_datasets_STARE.py first")
     ids = path.read_text().split()
-    if not ids or not all(ID.fullmatch(image_id) for image_id in ids):
+    if not ids or not all(STARE_ID.fullmatch(image_id) for image_id in ids):
         raise UserError(f"{path}: not a list of STARE ids; re-run prepare_datasets_STARE.py")
     return ids

@@ -38,7 +38,7 @@ def config_from(args):
     return load_config(args.config, getattr(args, "name", None))
 
 
-# The shipped model for photographs of any camera: configuration_robust.txt, trained on DRIVE with camera
+# The shipped model for photographs of any camera: configurations/robust.txt, trained on DRIVE with camera
 # augmentation (test/ holds the DRIVE reference model of the published protocol)
 PHOTOGRAPH_MODEL = Path(__file__).resolve().parents[1] / "robust"
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.config import SEED_LIMIT, TrainingSettings, with_name
+from lib.config import SEED_LIMIT, TrainingSettings
+from lib.config_files import merged_text, with_name
 from lib.errors import UserError
 from lib.experiment import Experiment
 from lib.experiment_state import experiment_in_use, start_over, starting_state
@@ -206,8 +207,7 @@ def _fit_in_folder(settings, experiment, images, labels, fov_masks, state, callb
 
     # the configuration used, copied once the model is ready to train (under the name it trains under)
     if settings.source.resolve() != experiment.configuration.resolve():  # --config <name>/configuration.txt
-        text = settings.source.read_text(encoding="utf-8-sig")
-        write_text(experiment.configuration, with_name(text, experiment.name))
+        write_text(experiment.configuration, with_name(merged_text(settings.source), experiment.name))
     checkpoints = SafeCheckpoints(experiment, state)
     model.fit(
         **data.fit_arguments(settings.batch_size),

@@ -18,9 +18,12 @@ def default_sigint():
 
 
 def read_ini(path) -> configparser.ConfigParser:
+    """The configuration at ``path``, merged over its bases, keys as written."""
+    from lib.config_files import merged_text
+
     parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
     parser.optionxform = str
-    parser.read(path)
+    parser.read_string(merged_text(path))
     return parser
 
 

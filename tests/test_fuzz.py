@@ -296,7 +296,7 @@ def _mutate_config(rng, lines: list[str]) -> tuple[str, str]:
     return what, "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("source", ["configuration.txt", "configuration_fast.txt", "configuration_robust.txt"])
+@pytest.mark.parametrize("source", ["configuration.txt", "configurations/fast.txt", "configurations/robust.txt"])
 @pytest.mark.filterwarnings("ignore::lib.config.ConfigWarning")  # mutated keys are unknown keys
 def test_mutated_configurations_give_user_errors(tmp_path, source):
     original = (REPO / source).read_text().splitlines()

@@ -22,7 +22,6 @@ def test_the_shipped_experiment_is_complete(name):
         "configuration.txt",
         f"{name}_architecture.json",
         f"{name}_best.weights.h5",
-        f"{name}_last.weights.h5",
         "training.log",
         "training_history.csv",
         "training_curves.png",
@@ -67,12 +66,12 @@ def test_the_stored_threshold_was_chosen_on_the_validation_patches_and_is_in_the
 
 
 def test_the_photograph_model_is_the_robust_recipe_and_its_drive_result_is_in_the_readme():
-    """robust/ is configuration_robust.txt as trained (deterministic: the configuration repeats it) and the
+    """robust/ is configurations/robust.txt as trained (deterministic: the configuration repeats it) and the
     README quotes its stride-5 DRIVE figures and training curve as recorded."""
     from lib.config import load_config
 
     shipped = load_config(PHOTOGRAPH_MODEL / "configuration.txt").training
-    recipe = load_config(REPO / "configuration_robust.txt").training
+    recipe = load_config(REPO / "configurations/robust.txt").training
     assert dataclasses.replace(shipped, source=recipe.source) == recipe and shipped.deterministic
     results = json.loads((PHOTOGRAPH_MODEL / "performances.json").read_text())
     assert results["images"] == 20 and results["mode"]["stride"] == [5, 5]

@@ -13,7 +13,7 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from lib import stare
-from lib.config import load_config
+from lib.config import load_config, require_leave_one_out
 from lib.datasets import load_hdf5
 from lib.errors import UserError
 from lib.imageio import read_binary, read_probability_png
@@ -29,7 +29,7 @@ STARE_CONFIG = REPO / stare.CONFIG_FILE
 
 
 def tiny_overrides(stare_folder) -> dict:
-    """configuration_STARE.txt cut down to seconds: 3 images of 72x84, 16x16 patches, 1 epoch, stride 8."""
+    """configurations/STARE.txt cut down to seconds: 3 images of 72x84, 16x16 patches, 1 epoch, stride 8."""
     return {
         "data attributes": {"patch_height": 16, "patch_width": 16},
         "training settings": {"N_subimgs": 64, "N_epochs": 1, "batch_size": 16, "learning_rate": 0.05,
@@ -123,17 +123,24 @@ def test_prepare_script_bad_input_is_one_line(damaged, tmp_path):
     assert_user_error(result, "labels-ah", "no label for im0001")
 
 
+def loaded(path) -> tuple:
+    """The configuration at ``path`` and its [leave-one-out] settings: what run_leave_one_out takes."""
+    config = load_config(path)
+    return config, config.leave_one_out
+
+
 def test_leave_one_out_section(tmp_path):
-    settings = stare.load_leave_one_out(STARE_CONFIG)
+    settings = load_config(STARE_CONFIG).leave_one_out
     assert settings.folds is None and settings.results_folder == Path("STARE_results/published")
     config = make_config(tmp_path, base=STARE_CONFIG, overrides={"leave-one-out": {"folds": "im0082, im0001 im0082"}})
-    assert stare.load_leave_one_out(config).folds == ("im0082", "im0001")
+    assert load_config(config).leave_one_out.folds == ("im0082", "im0001")
     config = make_config(tmp_path, base=STARE_CONFIG, overrides={"leave-one-out": {"folds": "0001"}})
     with pytest.raises(UserError, match=r"\[leave-one-out\] folds"):
-        stare.load_leave_one_out(config)
+        load_config(config)
     config = make_config(tmp_path, base=STARE_CONFIG, drop=[("leave-one-out", None)])
-    with pytest.raises(UserError, match=r"section \[leave-one-out\] is missing"):
-        stare.load_leave_one_out(config)
+    assert load_config(config).leave_one_out is None  # a DRIVE configuration, which the STARE scripts refuse
+    with pytest.raises(UserError, match=r"section \[leave-one-out\] is missing; add it \(see docs/configuration.md"):
+        require_leave_one_out(load_config(config))
 
 
 def test_the_repo_configuration_is_the_published_protocol():
@@ -226,7 +233,7 @@ def test_the_tables_regenerate_from_the_result_files_alone(loo_copy, capsys):
     for name in before:
         (results / name).unlink()
     config = loo_copy / "configuration.txt"
-    run_leave_one_out(load_config(config), stare.load_leave_one_out(config))
+    run_leave_one_out(*loaded(config))
     assert capsys.readouterr().out.count("finished earlier") == 3
     assert not (loo_copy / "STARE_leave_one_out").exists()
     assert {name: (results / name).read_bytes() for name in before} == before
@@ -237,7 +244,7 @@ def test_a_damaged_result_reruns_its_fold_and_says_so(loo_copy, capsys):
     config = loo_copy / "configuration.txt"
     (loo_copy / RESULTS / "im0002_result.json").write_text('{"id": "im0002", "auc_')
     (loo_copy / RESULTS / "im0003_probability.png").unlink()
-    run_leave_one_out(load_config(config), stare.load_leave_one_out(config))
+    run_leave_one_out(*loaded(config))
     out = capsys.readouterr().out
     assert "im0002_result.json is damaged" in out and "im0003_result.json is damaged" in out
     assert "trained earlier (1 epochs), testing" in out  # the fold's weights are still there: only re-tested
@@ -254,7 +261,7 @@ def test_an_interrupted_fold_resumes_its_training(loo_copy, capsys):
         parser.write(handle)
     fold = loo_copy / "STARE_leave_one_out" / "im0002"
     (loo_copy / RESULTS / "im0002_result.json").unlink()  # as if stopped after epoch 1 of 2
-    run_leave_one_out(load_config(config), stare.load_leave_one_out(config), folds=("im0002", "im0003"))
+    run_leave_one_out(*loaded(config), folds=("im0002", "im0003"))
     out = capsys.readouterr().out
     assert "resuming after epoch 1" in out and "im0003: finished earlier" in out
     assert len((fold / "training_history.csv").read_text().splitlines()) == 3  # header + 2 epochs
@@ -276,7 +283,7 @@ def test_a_stopped_run_leaves_the_tables_of_its_finished_folds(loo_copy, monkeyp
 
     monkeypatch.setattr(leave_one_out, "train_fold", stop_at_the_last_fold)
     with pytest.raises(KeyboardInterrupt):
-        run_leave_one_out(load_config(config), stare.load_leave_one_out(config))
+        run_leave_one_out(*loaded(config))
     csv_lines = (loo_copy / RESULTS / "leave_one_out.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in csv_lines[1:]] == ["im0001", "im0002", "mean", "std"]
     assert json.loads((loo_copy / RESULTS / "summary.json").read_text())["folds"] == 2
@@ -286,7 +293,7 @@ def test_a_stopped_run_leaves_the_tables_of_its_finished_folds(loo_copy, monkeyp
 def test_unknown_fold_is_refused(loo_copy):
     config = loo_copy / "configuration.txt"
     with pytest.raises(UserError, match="im0082 is not among the prepared"):
-        run_leave_one_out(load_config(config), stare.load_leave_one_out(config), folds=("im0082",))
+        run_leave_one_out(*loaded(config), folds=("im0082",))
 
 
 @pytest.mark.slow  # the shared leave-one-out run trains 3 folds
@@ -298,7 +305,7 @@ def test_folds_from_other_initial_weights_are_not_mixed_into_the_table(loo_copy)
     })
     before = sorted(path.stat().st_mtime_ns for path in (loo_copy / RESULTS).iterdir())
     with pytest.raises(UserError, match=r"im0001_result.json was trained from other initial weights \(none\)"):
-        run_leave_one_out(load_config(config), stare.load_leave_one_out(config))
+        run_leave_one_out(*loaded(config))
     assert sorted(path.stat().st_mtime_ns for path in (loo_copy / RESULTS).iterdir()) == before
 
 
@@ -321,7 +328,7 @@ def test_folds_fine_tune_from_initial_weights(loo_copy, legacy_weights, capsys, 
         "training settings": {"initial_weights": weights, "learning_rate": "1e-9", "optimizer": "sgd"},
         "leave-one-out": {"results_folder": "STARE_results/pretrained", "folds": "im0002"},
     })
-    summary = run_leave_one_out(load_config(config), stare.load_leave_one_out(config))
+    summary = run_leave_one_out(*loaded(config))
     assert f"starting from {weights}" in capsys.readouterr().out
     assert summary["folds"] == 1 and summary["initial_weights"] == str(weights)
     # with a vanishing learning rate the fold's weights are the initial ones
@@ -337,7 +344,7 @@ def test_folds_fine_tune_from_initial_weights(loo_copy, legacy_weights, capsys, 
 def test_cross_dataset_writes_its_own_table(loo_copy):
     config = loo_copy / "configuration.txt"
     weights = loo_copy / "STARE_leave_one_out" / "im0001" / "STARE_leave_one_out_best.weights.h5"
-    cross = run_cross_dataset(load_config(config), stare.load_leave_one_out(config), weights)
+    cross = run_cross_dataset(*loaded(config), weights)
     out = loo_copy / RESULTS / "cross_dataset_STARE_leave_one_out_best"
     assert cross["images"] == 3 and cross["mode"] == {"mode": "whole", "precision": "float32"}
     assert sorted(path.name for path in out.glob("*.png")) == [f"{image_id}.png" for image_id in IDS]
@@ -348,7 +355,7 @@ def test_cross_dataset_writes_its_own_table(loo_copy):
 @pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_cross_dataset_with_the_published_weights(loo_copy, legacy_weights):
     config = loo_copy / "configuration.txt"
-    cross = run_cross_dataset(load_config(config), stare.load_leave_one_out(config), legacy_weights)
+    cross = run_cross_dataset(*loaded(config), legacy_weights)
     assert cross["pooled"]["auc_roc"] > 0.8  # the published DRIVE model finds the synthetic vessels
 
 
@@ -368,34 +375,34 @@ def test_real_stare_preparation_and_fov(stare_root, tmp_path):
 
 
 TABLES = ("leave_one_out.csv", "leave_one_out.md", "summary.json")
-CPU_VARIANTS = ("scratch", "pretrained", "robust", "robust_smallval")  # configuration_STARE_<variant>.txt
+CPU_VARIANTS = ("scratch", "pretrained", "robust", "robust_smallval")  # configurations/STARE_<variant>.txt
 
 
 def test_the_readme_shows_the_committed_stare_results_as_compare_prints_them():
     """The README's STARE tables are the output of the --compare command it names, on the committed summaries."""
     readme = (REPO / "README.md").read_text()
-    command = f"--compare\nconfiguration_STARE_{{{','.join(CPU_VARIANTS)}}}.txt` prints them:"
+    command = f"--compare\nconfigurations/STARE_{{{','.join(CPU_VARIANTS)}}}.txt` prints them:"
     assert command in readme
-    configs = [f"configuration_STARE_{variant}.txt" for variant in CPU_VARIANTS]
+    configs = [f"configurations/STARE_{variant}.txt" for variant in CPU_VARIANTS]
     result = run_script("run_stare_leave_one_out.py", "--compare", *configs, cwd=REPO)
     assert_ok(result)
     assert f"prints them:\n\n{result.stdout.rstrip()}\n\nProtocol, outputs" in readme
 
 
 @pytest.mark.slow  # the real STARE
-@pytest.mark.parametrize("variant", [f"configuration_STARE_{variant}.txt" for variant in CPU_VARIANTS])
+@pytest.mark.parametrize("variant", [f"configurations/STARE_{variant}.txt" for variant in CPU_VARIANTS])
 def test_the_committed_stare_results_regenerate_and_reproduce(stare_root, tmp_path, monkeypatch, variant):
     """What a fresh clone can check: the committed tables regenerate byte for byte from the committed result
     files, and each committed 16-bit map and FOV mask give its AUC against STARE's own label file."""
     monkeypatch.chdir(REPO)  # the variants' relative paths (results, initial weights) are the repo's
-    committed = stare.load_leave_one_out(variant).results_folder
+    committed = load_config(variant).leave_one_out.results_folder
     results = shutil.copytree(committed, tmp_path / "results")
     for name in TABLES:
         (results / name).unlink()
     config_path = make_config(tmp_path, base=REPO / variant, overrides={"leave-one-out": {"results_folder": results}})
     config = load_config(config_path)
     stare.prepare(config.data, stare_root)
-    settings = stare.load_leave_one_out(config_path)
+    settings = load_config(config_path).leave_one_out
     assert leave_one_out.write_summary(config, settings, leave_one_out.load_stare(config))["folds"] >= 1
     assert {name: (results / name).read_bytes() for name in TABLES} == {
         name: (committed / name).read_bytes() for name in TABLES}
