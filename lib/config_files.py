@@ -42,6 +42,8 @@ def _text(path: Path) -> str:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise UserError(f"{path}: not a valid INI file ({error}); compare it with configuration.txt") from None
+    except OSError as error:
+        raise UserError(f"{path}: cannot read it ({error.strerror or error}); fix its permissions") from None
 
 
 def _written(parser: configparser.ConfigParser, section: str) -> list[str]:
@@ -53,12 +55,12 @@ def _base(parser: configparser.ConfigParser, path: Path, chain: list[Path]) -> P
     if not parser.has_section(BASE_SECTION):
         return None
     where = f"{path}: [{BASE_SECTION}]"
-    if _written(parser, BASE_SECTION) != [BASE_KEY] or not parser[BASE_SECTION][BASE_KEY].strip():
+    value = parser[BASE_SECTION].get(BASE_KEY, "").strip()
+    if _written(parser, BASE_SECTION) != [BASE_KEY] or not value or not value.isprintable():
         raise UserError(f"{where} must hold one line, {BASE_KEY} = PATH: the configuration this file changes, "
                         "relative to this file's folder (e.g. file = ../configuration.txt)")  # fmt: skip
-    value = parser[BASE_SECTION][BASE_KEY].strip()
     base = Path(os.path.normpath(path.parent / value))  # configurations/../configuration.txt: configuration.txt
-    if not base.is_file():
+    if not _is_file(base):
         raise UserError(f"{where} {BASE_KEY} = {value}: {base} not found; name an existing configuration file, "
                         f"relative to {path.parent}/")  # fmt: skip
     if any(base.resolve() == seen.resolve() for seen in chain):
@@ -68,10 +70,17 @@ def _base(parser: configparser.ConfigParser, path: Path, chain: list[Path]) -> P
     return base
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system, ...
+        return False
+
+
 def chain(path) -> list[tuple[Path, str]]:
     """The files a configuration is read from, its first base first, the file itself last: (path, text) each."""
     path = Path(path)
-    if not path.is_file():
+    if not _is_file(path):
         raise UserError(f"{path}: configuration file not found; pass --config PATH or copy configuration.txt")
     files: list[tuple[Path, str]] = []
     while path is not None:

@@ -128,6 +128,8 @@ def test_a_chain_reads_the_first_base_first_and_each_file_replaces_its_keys(tmp_
         ({"a.txt": "[based on]\nfile = missing.txt\n"}, ["file = missing.txt", "not found", "relative to"]),
         ({"a.txt": "[based on]\nfiles = b.txt\n"}, ["[based on] must hold one line, file = PATH"]),
         ({"a.txt": "[based on]\nfile =\n"}, ["[based on] must hold one line"]),
+        ({"a.txt": "[based on]\nfile = b.txt\n  continued\n"}, ["[based on] must hold one line"]),
+        ({"a.txt": f"[based on]\nfile = {'x' * 300}.txt\n"}, ["not found"]),
         ({"a.txt": "[based on]\nfile = b.txt\n", "b.txt": "[data paths\n"}, ["b.txt: not a valid INI file"]),
     ],
 )  # fmt: skip

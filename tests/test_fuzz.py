@@ -278,7 +278,7 @@ def _mutate_config(rng, lines: list[str]) -> tuple[str, str]:
         lines.insert(index, text)
         what = f"random bytes {junk!r} inserted before line {index + 1}"
     elif kind == 4:
-        headers = [i for i, line in enumerate(lines) if line.startswith("[")]
+        headers = [i for i, line in enumerate(lines) if line.startswith("[")] or [index]  # short files may lose all
         index = headers[int(rng.integers(0, len(headers)))]
         lines[index] = lines[index].rstrip("]")
         what = f"header on line {index + 1} broken"
@@ -299,9 +299,13 @@ def _mutate_config(rng, lines: list[str]) -> tuple[str, str]:
 @pytest.mark.parametrize("source", ["configuration.txt", "configurations/fast.txt", "configurations/robust.txt"])
 @pytest.mark.filterwarnings("ignore::lib.config.ConfigWarning")  # mutated keys are unknown keys
 def test_mutated_configurations_give_user_errors(tmp_path, source):
+    """Each file mutated where its chain of bases finds the others (a copy of the repo's configurations)."""
     original = (REPO / source).read_text().splitlines()
     rng = np.random.default_rng([SEED, len(source)])
-    path = tmp_path / "configuration.txt"
+    for name in ("configuration.txt", "configurations/fast.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes((REPO / name).read_bytes())
+    path = tmp_path / source
     outcomes = {"loaded": 0, "refused": 0}
     for iteration in range(CONFIG_ROUNDS):
         what, text = "", "\n".join(original) + "\n"
