@@ -19,6 +19,7 @@ from lib.config_keys import BY_SECTION, PUBLISHED_KEYS, SECTIONS, SEED_LIMIT, Ke
 from lib.errors import UserError
 from lib.experiment import Experiment
 from lib.inference import Inference
+from lib.sources import Source, parse_sources
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -101,6 +102,14 @@ class LeaveOneOut:
 
 
 @dataclasses.dataclass(frozen=True)
+class PhotographSettings:
+    """[photographs]: the labelled photographs ``run_finetune.py`` trains on, and how many patches each gives."""
+
+    sources: tuple[Source, ...]
+    patches_per_photograph: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     source: Path
     name: str  # [experiment name]
@@ -108,6 +117,7 @@ class Config:
     training: TrainingSettings
     testing: TestingSettings
     leave_one_out: "LeaveOneOut | None" = None  # [leave-one-out], in the STARE configurations
+    photographs: PhotographSettings | None = None  # [photographs] (fine-tuning), its defaults where absent
 
     @property
     def experiment(self) -> Experiment:
@@ -138,7 +148,8 @@ class Section:
                 raise UserError(f"{self.where} key '{key}' is missing{self._misspelt_as(key)}; add it ({REFERENCE})")
             return default
         value = self.items[key].strip()
-        if not value.isprintable():  # an indented next line continues the value; also stray control bytes
+        several_lines = self.keys[key].kind == "sources" if key in self.keys else False
+        if not (value.replace("\n", "") if several_lines else value).isprintable():  # also stray control bytes
             raise UserError(
                 f"{self.where} {key} = {value!r} holds a line break or control character; write the value on "
                 "one line (an indented line continues the value above it)"
@@ -228,6 +239,9 @@ class Section:
     def folds(self, key: Key, raw: str) -> tuple[str, ...] | None:
         return parse_folds(raw, f"{self.where} {key.name}")
 
+    def sources(self, key: Key, raw: str) -> tuple[Source, ...]:
+        return parse_sources(raw, f"{self.where} {key.name}")
+
 
 _PARSERS = {
     "text": lambda section, key, raw: raw,
@@ -239,6 +253,7 @@ _PARSERS = {
     "boolean": Section.boolean,
     "choice": Section.choice,
     "folds": Section.folds,
+    "sources": Section.sources,
 }
 
 
@@ -259,8 +274,9 @@ def load_config(path, name: str | None = None) -> Config:
     path = Path(path)
     parser = read_ini(path)
     sections = {section: Section(parser, path, section) for section, (required, _) in SECTIONS.items() if required}
-    if parser.has_section("leave-one-out"):
-        sections["leave-one-out"] = Section(parser, path, "leave-one-out")
+    for optional in ("leave-one-out", "photographs"):
+        if parser.has_section(optional):
+            sections[optional] = Section(parser, path, optional)
 
     written_name = sections["experiment name"]["name"]
     check_name(written_name, f"{path}: [experiment name] name = '{written_name}'")
@@ -275,6 +291,7 @@ def load_config(path, name: str | None = None) -> Config:
         training=_training(sections["training settings"], path, patch_hw),
         testing=_testing(sections["testing settings"], path, patch_hw),
         leave_one_out=_leave_one_out(sections.get("leave-one-out")),
+        photographs=_photographs(sections.get("photographs")),
     )
     for section in sections.values():
         section.check_unknown_keys()
@@ -340,6 +357,14 @@ def _leave_one_out(section: Section | None) -> LeaveOneOut | None:
     if section is None:
         return None
     return LeaveOneOut(**{key: section[key] for key in BY_SECTION["leave-one-out"]})
+
+
+def _photographs(section: Section | None) -> PhotographSettings:
+    """[photographs], or its defaults where the file has none (the photographs come on the command line)."""
+    keys = BY_SECTION["photographs"]
+    if section is None:
+        return PhotographSettings((), int(keys["patches_per_photograph"].default))
+    return PhotographSettings(**{key: section[key] for key in keys})
 
 
 def require_leave_one_out(config: Config) -> LeaveOneOut:

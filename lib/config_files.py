@@ -127,7 +127,7 @@ def with_value(text: str, section: str, key: str, value: str) -> str:
     following = re.compile(r"^\s*\[", re.M).search(text, header.end())
     end = following.start() if following else len(text)
     body = text[header.end() : end]
-    line = re.compile(rf"^({re.escape(key)}\s*[=:]).*$", re.M | re.I)
+    line = re.compile(rf"^({re.escape(key)}\s*[=:]).*(?:\n[ \t]+\S.*)*$", re.M | re.I)  # and its continuation lines
     if line.search(body):
         body = line.sub(lambda m: f"{m.group(1)} {value}", body, count=1)
     else:

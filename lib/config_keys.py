@@ -18,7 +18,7 @@ SEED_LIMIT = 2**32  # Keras and NumPy seeds are below it
 class Key:
     section: str
     name: str
-    kind: str  # text, path, optional_path, integer, number, amount, boolean, choice, folds
+    kind: str  # text, path, optional_path, integer, number, amount, boolean, choice, folds, sources
     default: str | None  # as written in a file; REQUIRED: the file must give it
     meaning: str
     published: bool = False  # a key of the published configuration.txt
@@ -36,6 +36,8 @@ SECTIONS = {
     "testing settings": (True, "Which weights are tested and how the images become probabilities; every script "
                                "that predicts (testing, the STARE folds, cross-dataset, `run_prediction.py`) goes "
                                "through the same prediction code, see [layout](layout.md)."),
+    "photographs": (False, "Fine-tuning on labelled photographs of any camera: read by `run_finetune.py`; see "
+                           "[your camera](finetuning.md)."),
     "leave-one-out": (False, "STARE only: read by `prepare_datasets_STARE.py` and `run_stare_leave_one_out.py`; "
                              "see [STARE](stare.md)."),
 }  # fmt: skip
@@ -127,6 +129,12 @@ KEYS = (
         "patches per forward pass; lower it if memory is short", low=1),
     Key("testing settings", "precision", "choice", "float32", _PRECISION + "; bfloat16 gives AUC ROC within 0.0005 "
         "(see [benchmarks](benchmarks.md#test-time-inference))", choices=PRECISIONS),
+    Key("photographs", "sources", "sources", "", "labelled photographs, one source per line: `IMAGES | LABELS` or "
+        "`IMAGES | LABELS | MASKS` (files, a folder or a quoted pattern each, paired by name as `run_prediction.py "
+        "--labels/--masks` pairs them; without masks each FOV is detected); several sources give equally many "
+        "patches each; the command line's photographs replace them"),
+    Key("photographs", "patches_per_photograph", "integer", "1000", "random patches per photograph and epoch "
+        "(`N_subimgs` is this times the photographs' slots)", low=1),
     Key("leave-one-out", "stare_folder", "path", "./STARE",
         "the download, holding `stare-images/`, `labels-ah/`, `labels-vk/` (`--stare` overrides it)"),
     Key("leave-one-out", "folds", "folds", "all",
@@ -148,7 +156,10 @@ REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "configuration.md"
 BEGIN = "<!-- key reference: written by python -m lib.config_keys from lib/config_keys.py; edit the table there -->"
 END = "<!-- end of the key reference -->"
-SHOWN_IN = {"leave-one-out": "configurations/STARE.txt"}  # the file whose values a section's table shows
+SHOWN_IN = {
+    "leave-one-out": "configurations/STARE.txt",
+    "photographs": "configurations/finetune.txt",
+}  # the file whose values a section's table shows
 
 
 def _number(value: float) -> str:
@@ -168,6 +179,7 @@ def allowed(key: Key) -> str:
         "boolean": "True or False",
         "choice": " · ".join(f"`{choice}`" for choice in key.choices),
         "folds": "`all` or STARE ids",
+        "sources": "lines `IMAGES \\| LABELS [\\| MASKS]`",
     }[key.kind]
 
 
@@ -182,7 +194,7 @@ def reference_markdown(shipped) -> str:
     for section, (required, meaning) in SECTIONS.items():
         shown = SHOWN_IN.get(section, "configuration.txt")
         values = shipped(section) or {}
-        lines += [f"### `[{section}]`{'' if required else ' (STARE only)'}", "", meaning, "",
+        lines += [f"### `[{section}]`{'' if required else ' (optional)'}", "", meaning, "",
                   f"| key | in `{shown}` | if absent | values | meaning |", "|---|---|---|---|---|"]  # fmt: skip
         for key in BY_SECTION[section].values():
             name = f"`{key.name}`" + ("" if key.published else " *(added)*")

@@ -16,6 +16,9 @@ from lib.errors import UserError
 from lib.imageio import read_csv, write_csv, write_text
 
 WEIGHTS_SUFFIX = ".weights.h5"  # Keras 3 insists on it
+# The experiments this project ships (their folders hold the reference results): test/, the published protocol's
+# DRIVE model, and robust/, the photograph model
+SHIPPED_MODELS = ("test", "robust")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -140,13 +140,15 @@ def fit(
     overwrite: bool = False,
     callbacks: tuple = (),
     photographs: Photographs | None = None,
+    configuration: str | None = None,
 ) -> Path:
     """Train a U-Net on preprocessed images (N, 1, H, W) and 0/1 labels, saving everything into the experiment.
 
     ``fov_masks`` (N, 1, H, W) replace DRIVE's FOV disc for ``inside_FOV`` (STARE). Reusable by
     any experiment (the STARE leave-one-out trains one folder per fold); ``callbacks`` are extra
     Keras callbacks, run after the checkpoints (the training-curve benchmark's evaluation).
-    ``photographs`` are the images before preprocessing, which camera augmentation needs.
+    ``photographs`` are the images before preprocessing, which camera augmentation needs. ``configuration``
+    is the text of the configuration copy the folder keeps (default: ``settings.source``'s, merged).
     """
     check_patch_settings(settings, images.shape)
     check_tensorboard(settings)
@@ -160,11 +162,13 @@ def fit(
         initial_model(settings)  # a missing or foreign file is reported before anything is written
     with experiment_in_use(experiment):
         state = starting_state(settings, experiment, resume, overwrite)
-        return _fit_in_folder(settings, experiment, images, labels, fov_masks, state, callbacks, memory, photographs)
+        arrays = images, labels, fov_masks, photographs
+        return _fit_in_folder(settings, experiment, arrays, state, callbacks, memory, configuration)
 
 
-def _fit_in_folder(settings, experiment, images, labels, fov_masks, state, callbacks, memory, photographs) -> Path:
+def _fit_in_folder(settings, experiment, arrays, state, callbacks, memory, configuration) -> Path:
     """``fit`` once the folder is locked and the starting state known."""
+    images, labels, fov_masks, photographs = arrays
     folder, resume = experiment.folder, state.epochs_done > 0
     if state.epochs_done >= settings.N_epochs:
         raise UserError(f"{folder}/ finished all {settings.N_epochs} epochs already; raise N_epochs to train further")
@@ -207,7 +211,8 @@ def _fit_in_folder(settings, experiment, images, labels, fov_masks, state, callb
 
     # the configuration used, copied once the model is ready to train (under the name it trains under)
     if settings.source.resolve() != experiment.configuration.resolve():  # --config <name>/configuration.txt
-        write_text(experiment.configuration, with_name(merged_text(settings.source), experiment.name))
+        text = configuration if configuration is not None else merged_text(settings.source)
+        write_text(experiment.configuration, with_name(text, experiment.name))
     checkpoints = SafeCheckpoints(experiment, state)
     model.fit(
         **data.fit_arguments(settings.batch_size),
