@@ -111,21 +111,21 @@ def test_bad_labels_are_refused_naming_the_file(tmp_path, case, message):
 # ------------------------------------------------------------------ the command, end to end
 
 
-def tiny_finetune_config(folder, **photographs):
+def tiny_finetune_config(folder, epochs=1, filename="finetune.txt"):
     """configurations/finetune.txt made quick: 1 epoch, 64 patches per photograph, from robust/."""
     return make_config(
         folder,
         {
             "experiment name": {"name": "mycamera"},
             "training settings": {
-                "N_epochs": "1",
+                "N_epochs": str(epochs),
                 "batch_size": "16",
                 "initial_weights": str(REPO / "robust" / "robust_best.weights.h5"),
             },
-            "photographs": {"patches_per_photograph": "64", **photographs},
-        },  # fmt: skip
+            "photographs": {"patches_per_photograph": "64"},
+        },
         base=REPO / "configurations" / "finetune.txt",
-        filename="finetune.txt",
+        filename=filename,
     )
 
 
@@ -158,6 +158,18 @@ def test_folder_to_fine_tuned_model_to_prediction_and_the_copy_repeats_the_run(t
         assert first_weights.keys() == second_weights.keys()
         assert all(np.array_equal(first_weights[name], second_weights[name]) for name in first_weights)
     assert history(folder / "training_history.csv") == history(tmp_path / "again" / "training_history.csv")
+
+
+@pytest.mark.slow  # trains twice in subprocesses
+def test_an_interrupted_fine_tuning_resumes_with_more_epochs(tmp_path):
+    photos, labels = write_photographs(tmp_path, 2)
+    assert_ok(run_script("run_finetune.py", photos, "--labels", labels, "--config", tiny_finetune_config(tmp_path),
+                         cwd=tmp_path))  # fmt: skip
+    longer = tiny_finetune_config(tmp_path, epochs=2, filename="longer.txt")
+    resumed = run_script("run_finetune.py", photos, "--labels", labels, "--config", longer, "--resume", cwd=tmp_path)
+    assert_ok(resumed)
+    assert "resuming after epoch 1" in resumed.stdout
+    assert len(history(tmp_path / "mycamera" / "training_history.csv")) == 2
 
 
 @pytest.mark.slow  # starts Python with TensorFlow for each case

@@ -32,10 +32,19 @@ def tiny_overrides(stare_folder) -> dict:
     """configurations/STARE.txt cut down to seconds: 3 images of 72x84, 16x16 patches, 1 epoch, stride 8."""
     return {
         "data attributes": {"patch_height": 16, "patch_width": 16},
-        "training settings": {"N_subimgs": 64, "N_epochs": 1, "batch_size": 16, "learning_rate": 0.05,
-                              "inside_FOV": True},
-        "testing settings": {"full_images_to_test": 3, "stride_height": 8, "stride_width": 8,
-                             "predict_batch_size": 128},
+        "training settings": {
+            "N_subimgs": 64,
+            "N_epochs": 1,
+            "batch_size": 16,
+            "learning_rate": 0.05,
+            "inside_FOV": True,
+        },
+        "testing settings": {
+            "full_images_to_test": 3,
+            "stride_height": 8,
+            "stride_width": 8,
+            "predict_batch_size": 128,
+        },
         "leave-one-out": {"stare_folder": stare_folder},
     }
 
@@ -205,7 +214,10 @@ def test_leave_one_out_writes_table_pictures_and_folds(loo_run):
     assert any(line.startswith("| **this project (STARE_leave_one_out), 3 of 3 folds** |") for line in markdown)
     csv_lines = (results / "leave_one_out.csv").read_text().splitlines()
     assert csv_lines[0].startswith("image,auc_roc,") and [line.split(",")[0] for line in csv_lines[1:]] == [
-        *IDS, "mean", "std"]
+        *IDS,
+        "mean",
+        "std",
+    ]
     summary = json.loads((results / "summary.json").read_text())
     assert summary["folds"] == 3 and summary["auc_roc_std"] == pytest.approx(auc.std(ddof=1))
     assert 0.5 < summary["second_observer"]["f1"] < 1
@@ -299,10 +311,16 @@ def test_unknown_fold_is_refused(loo_copy):
 @pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_folds_from_other_initial_weights_are_not_mixed_into_the_table(loo_copy):
     """Finished folds trained from scratch; the configuration now starts from weights: refused, nothing run."""
-    config = make_config(loo_copy, base=loo_copy / "configuration.txt", filename="other.txt", overrides={
-        "training settings": {"initial_weights": loo_copy / "STARE_leave_one_out" / "im0001"
-                              / "STARE_leave_one_out_best.weights.h5"},
-    })
+    config = make_config(
+        loo_copy,
+        base=loo_copy / "configuration.txt",
+        filename="other.txt",
+        overrides={
+            "training settings": {
+                "initial_weights": loo_copy / "STARE_leave_one_out" / "im0001" / "STARE_leave_one_out_best.weights.h5"
+            },
+        },
+    )
     before = sorted(path.stat().st_mtime_ns for path in (loo_copy / RESULTS).iterdir())
     with pytest.raises(UserError, match=r"im0001_result.json was trained from other initial weights \(none\)"):
         run_leave_one_out(*loaded(config))
@@ -312,8 +330,9 @@ def test_folds_from_other_initial_weights_are_not_mixed_into_the_table(loo_copy)
 @pytest.mark.slow  # the shared leave-one-out run trains 3 folds
 def test_unknown_fold_on_the_command_line_is_one_line(loo_run):
     folder = loo_run[0]
-    result = run_script("run_stare_leave_one_out.py", "--config", folder / "configuration.txt", "--folds", "im0082",
-                        cwd=folder)
+    result = run_script(
+        "run_stare_leave_one_out.py", "--config", folder / "configuration.txt", "--folds", "im0082", cwd=folder
+    )
     assert_user_error(result, "fold im0082 is not among the prepared STARE images")
 
 
@@ -321,13 +340,21 @@ def test_unknown_fold_on_the_command_line_is_one_line(loo_run):
 @pytest.mark.parametrize("source", ["project", "published"])
 def test_folds_fine_tune_from_initial_weights(loo_copy, legacy_weights, capsys, source):
     """DRIVE-pretrained folds: each fold starts from the given weights (this project's or the published Keras-1)."""
-    weights = legacy_weights if source == "published" else (
-        loo_copy / "STARE_leave_one_out" / "im0001" / "STARE_leave_one_out_best.weights.h5")
-    config = make_config(loo_copy, base=loo_copy / "configuration.txt", filename="pretrained.txt", overrides={
-        "experiment name": {"name": "pretrained"},
-        "training settings": {"initial_weights": weights, "learning_rate": "1e-9", "optimizer": "sgd"},
-        "leave-one-out": {"results_folder": "STARE_results/pretrained", "folds": "im0002"},
-    })
+    weights = (
+        legacy_weights
+        if source == "published"
+        else (loo_copy / "STARE_leave_one_out" / "im0001" / "STARE_leave_one_out_best.weights.h5")
+    )
+    config = make_config(
+        loo_copy,
+        base=loo_copy / "configuration.txt",
+        filename="pretrained.txt",
+        overrides={
+            "experiment name": {"name": "pretrained"},
+            "training settings": {"initial_weights": weights, "learning_rate": "1e-9", "optimizer": "sgd"},
+            "leave-one-out": {"results_folder": "STARE_results/pretrained", "folds": "im0002"},
+        },
+    )
     summary = run_leave_one_out(*loaded(config))
     assert f"starting from {weights}" in capsys.readouterr().out
     assert summary["folds"] == 1 and summary["initial_weights"] == str(weights)
@@ -378,15 +405,22 @@ TABLES = ("leave_one_out.csv", "leave_one_out.md", "summary.json")
 CPU_VARIANTS = ("scratch", "pretrained", "robust", "robust_smallval")  # configurations/STARE_<variant>.txt
 
 
-def test_the_readme_shows_the_committed_stare_results_as_compare_prints_them():
-    """The README's STARE tables are the output of the --compare command it names, on the committed summaries."""
-    readme = (REPO / "README.md").read_text()
-    command = f"--compare\nconfigurations/STARE_{{{','.join(CPU_VARIANTS)}}}.txt` prints them:"
-    assert command in readme
+def test_the_docs_show_the_committed_stare_results_as_compare_prints_them():
+    """docs/stare.md's STARE tables are the output of the --compare command it names, on the committed summaries;
+    the README's summary rows are its means, pooled F1 and minutes."""
     configs = [f"configurations/STARE_{variant}.txt" for variant in CPU_VARIANTS]
     result = run_script("run_stare_leave_one_out.py", "--compare", *configs, cwd=REPO)
     assert_ok(result)
-    assert f"prints them:\n\n{result.stdout.rstrip()}\n\nProtocol, outputs" in readme
+    docs = (REPO / "docs" / "stare.md").read_text()
+    command = f"--compare\nconfigurations/STARE_{{{','.join(CPU_VARIANTS)}}}.txt` prints them:"
+    assert f"{command}\n\n{result.stdout.rstrip()}\n\n" in docs
+    rows = {line.split("|")[1].strip(" *"): line.split("|")[2:-1] for line in result.stdout.splitlines() if "|" in line}
+    readme = (REPO / "README.md").read_text()
+    for index, variant in enumerate(CPU_VARIANTS, 1):
+        mean, pooled_f1, minutes = (
+            rows[name][index].strip(" *") for name in ("mean ± std", "pooled f1", "training minutes per fold")
+        )
+        assert f"| {mean} | {pooled_f1} | {minutes} |" in readme.replace("**", ""), variant
 
 
 @pytest.mark.slow  # the real STARE
@@ -405,7 +439,8 @@ def test_the_committed_stare_results_regenerate_and_reproduce(stare_root, tmp_pa
     settings = load_config(config_path).leave_one_out
     assert leave_one_out.write_summary(config, settings, leave_one_out.load_stare(config))["folds"] >= 1
     assert {name: (results / name).read_bytes() for name in TABLES} == {
-        name: (committed / name).read_bytes() for name in TABLES}
+        name: (committed / name).read_bytes() for name in TABLES
+    }
     for result_file in sorted(committed.glob("*_result.json")):
         image_id = result_file.name.removesuffix("_result.json")
         label = read_binary(stare_root / "labels-ah" / f"{image_id}.ah.ppm.gz") > 0
@@ -424,12 +459,25 @@ def test_compare_prints_the_variants_side_by_side(tmp_path, monkeypatch):
         folder = tmp_path / "STARE_results" / name
         folder.mkdir(parents=True)
         values = np.array(list(aucs.values()))
-        summary = {"folds": len(aucs), "images": 20, "second_observer": human, "training_minutes_mean": 12.0,
-                   "pooled": {"auc_roc": 0.97, **human}, "auc_roc_per_image": aucs, "auc_roc_mean": values.mean(),
-                   "auc_roc_std": values.std(ddof=1) if len(aucs) > 1 else None}
+        summary = {
+            "folds": len(aucs),
+            "images": 20,
+            "second_observer": human,
+            "training_minutes_mean": 12.0,
+            "pooled": {"auc_roc": 0.97, **human},
+            "auc_roc_per_image": aucs,
+            "auc_roc_mean": values.mean(),
+            "auc_roc_std": values.std(ddof=1) if len(aucs) > 1 else None,
+        }
         (folder / "summary.json").write_text(json.dumps(summary))
-        configs.append(make_config(tmp_path, base=STARE_CONFIG, filename=f"{name}.txt", overrides={
-            "experiment name": {"name": name}, "leave-one-out": {"results_folder": folder}}))
+        configs.append(
+            make_config(
+                tmp_path,
+                base=STARE_CONFIG,
+                filename=f"{name}.txt",
+                overrides={"experiment name": {"name": name}, "leave-one-out": {"results_folder": folder}},
+            )
+        )
     result = run_script("run_stare_leave_one_out.py", "--compare", *configs, cwd=tmp_path)
     assert_ok(result)
     lines = result.stdout.splitlines()
