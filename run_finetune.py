@@ -2,6 +2,7 @@
 
 import argparse
 
+from lib.log_file import log_to
 from src import cli
 
 EPILOG = """\
@@ -61,7 +62,7 @@ def main():
 
     config = with_initial_weights(config, args.initial_weights)
     sources = () if args.images is None else (Source(args.images, args.labels, args.masks),)
-    with cli.log_to(config.experiment.training_log if config.training.nohup else None):
+    with log_to(config.experiment.training_log if config.training.nohup else None):
         folder = finetune(config, sources, args.resume, args.overwrite, args.validate_on_training)
     print(f"fine-tuning finished: model in {folder}/; segment with: python run_prediction.py PHOTOS --model {folder}")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from lib import stare
 from lib.config import load_config, parse_folds, require_leave_one_out
 from lib.errors import UserError
+from lib.experiment import REFERENCE_MODEL, Experiment, LeaveOneOutResults
 from lib.reports import stare_variants_markdown
 from src import cli
 
@@ -17,7 +18,7 @@ def compare(configs: list[Path]) -> str:
     summaries = {}
     for path in configs:
         config = load_config(path)
-        summary_file = require_leave_one_out(config).results_folder / "summary.json"
+        summary_file = LeaveOneOutResults(require_leave_one_out(config).results_folder).summary
         if not summary_file.is_file():
             raise UserError(f"{summary_file}: not found; run python run_stare_leave_one_out.py --config {path} first")
         summaries[config.name] = json.loads(summary_file.read_text())
@@ -38,9 +39,9 @@ def main():
     arguments.add_argument(
         "--weights",
         type=Path,
-        default=Path("test/test_best.weights.h5"),
+        default=Experiment.in_folder(REFERENCE_MODEL).weights("best"),
         help="with --cross-dataset: the weights, a .weights.h5 of this project or the published Keras-1 "
-        "test_best_weights.h5 (default: the DRIVE experiment's test/test_best.weights.h5)",
+        "test_best_weights.h5 (default: the DRIVE reference model's test/test_best.weights.h5)",
     )
     arguments.add_argument(
         "--patches",

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from lib.log_file import log_to
 from src import cli
 
 
@@ -16,11 +17,12 @@ def main():
     arguments.add_argument("--output", type=Path, help="results folder (default: the experiment folder)")
     args = arguments.parse_args()
     config = cli.config_from(args)
+    from lib.experiment import TestResults
     from src.testing import run_test  # TensorFlow loads only after the configuration is known to be valid
 
     experiment = config.experiment
-    output = args.output or (experiment.folder / args.weights.name.split(".")[0] if args.weights else None)
-    with cli.log_to(experiment.testing_log if config.testing.nohup else None):
+    output = args.output or (TestResults.of_weights(experiment, args.weights).folder if args.weights else None)
+    with log_to(experiment.testing_log if config.testing.nohup else None):
         results = run_test(config, args.weights, output)
         print(
             f"AUC ROC {results['auc_roc']:.4f}  AUC PR {results['auc_pr']:.4f}  F1 {results['f1']:.4f}  "

@@ -1,5 +1,6 @@
 """Train the U-Net of an experiment on random patches of the prepared training set (published run_training.py)."""
 
+from lib.log_file import log_to
 from src import cli
 
 
@@ -32,7 +33,7 @@ def main():
         return
     from src.training import train  # TensorFlow loads only after the configuration is known to be valid
 
-    with cli.log_to(config.experiment.training_log if config.training.nohup else None):
+    with log_to(config.experiment.training_log if config.training.nohup else None):
         folder = train(config, resume=args.resume, overwrite=args.overwrite)
     print(f"training finished: weights, architecture and history in {folder}/")
 

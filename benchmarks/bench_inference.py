@@ -22,9 +22,10 @@ from benchmarks import common
 from lib import published
 from lib.config import load_config
 from lib.metrics import evaluate, evaluate_fov
+from lib.test_set import load_test_set
 from src.model import load_trained_model
 from src.prediction import overlapping_patches, predict_patches
-from src.testing import load_test_set, predict_images
+from src.testing import predict_images
 
 MODES = ("network", "stride", "stride_bf16", "whole", "whole_flips", "whole_bf16", "whole_flips_bf16", "published")
 BF16 = "_bf16"
@@ -32,7 +33,7 @@ BF16 = "_bf16"
 
 def run_single(mode: str, config, weights) -> dict:
     test_set = load_test_set(config.data, config.testing)
-    images, truths, masks = test_set["images"], test_set["truths"], test_set["masks"]
+    images, truths, masks = test_set.images, test_set.truths, test_set.masks
     base_mode = mode.removesuffix(BF16)
     inference = dataclasses.replace(
         config.testing.inference,

@@ -17,12 +17,12 @@ import statistics
 from pathlib import Path
 
 from lib.config import load_config
-from lib.experiment import Experiment
+from lib.experiment import PHOTOGRAPH_MODEL, Experiment
 from lib.imageio import atomic_path, read_csv, write_csv
 from lib.photographs import Options
 from lib.run_folder import SUMMARY
 from lib.sources import Source
-from src.cli import PHOTOGRAPH_MODEL, run_cli
+from src.cli import run_cli
 
 SPLIT = Path(__file__).with_name("label_budget_split.json")
 WORK = Path("label_budget")

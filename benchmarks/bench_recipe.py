@@ -22,12 +22,13 @@ import numpy as np
 
 from lib.config import load_config
 from lib.imageio import write_text
+from lib.log_file import log_to
 from lib.metrics import evaluate_fov
+from lib.test_set import load_test_set
 from src.backend import keras
-from src.cli import log_to, run_cli
+from src.cli import run_cli
 from src.model import build_unet_in
 from src.prediction import predict_whole
-from src.testing import load_test_set
 from src.training import train
 
 FIELDS = ("epoch", "training_minutes", "auc_roc_whole_image")
@@ -62,8 +63,8 @@ class TestCurve(keras.callbacks.Callback):
     def test_auc(self) -> float:
         """The current weights, predicting every test image whole."""
         self.whole.set_weights(self.model.get_weights())
-        predictions = np.stack([predict_whole(self.whole, image) for image in self.test_set["images"]])
-        return evaluate_fov(self.test_set["truths"], predictions, self.test_set["masks"]).metrics["auc_roc"]
+        predictions = np.stack([predict_whole(self.whole, image) for image in self.test_set.images])
+        return evaluate_fov(self.test_set.truths, predictions, self.test_set.masks).metrics["auc_roc"]
 
 
 def curve_csv(rows: list[dict]) -> str:

@@ -1,4 +1,5 @@
-"""An experiment folder's files and its training state: every name in one place, read one way everywhere.
+"""An experiment folder's files, its training state and the result folders of its tests: every name in one place,
+read one way everywhere (a prediction run's folder: ``lib.run_folder``).
 
 The folder ``./<name>/`` of an experiment (or one STARE fold's ``./<name>/<id>/``) holds the weights
 ``<name>_best.weights.h5`` and ``<name>_last.weights.h5``, the resumable ``<name>_checkpoint.keras``
@@ -13,12 +14,15 @@ import math
 from pathlib import Path
 
 from lib.errors import UserError
+from lib.files import file_id
 from lib.imageio import read_csv, write_csv, write_text
 
 WEIGHTS_SUFFIX = ".weights.h5"  # Keras 3 insists on it
-# The experiments this project ships (their folders hold the reference results): test/, the published protocol's
-# DRIVE model, and robust/, the photograph model
-SHIPPED_MODELS = ("test", "robust")
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_MODEL = REPO / "test"  # the published protocol's DRIVE model
+PHOTOGRAPH_MODEL = REPO / "robust"  # the model for photographs of any camera, run_prediction.py's default
+SHIPPED_MODELS = (REFERENCE_MODEL.name, PHOTOGRAPH_MODEL.name)  # their folders hold the reference results
+SUMMARY_FILE = "summary.json"  # the pooled results of a STARE leave-one-out or cross-dataset test
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,13 +34,13 @@ class TrainingState:
 
 
 class _File:
-    """One file of the experiment folder, named by a template (``{name}``: the experiment's name)."""
+    """One file of a folder, named by a template (``{name}``: the experiment's name)."""
 
     def __init__(self, template: str):
         self.template = template
 
-    def __get__(self, experiment, owner=None) -> Path:
-        return experiment.folder / self.template.format(name=experiment.name)
+    def __get__(self, folder, owner=None) -> Path:
+        return folder.folder / self.template.format(name=getattr(folder, "name", ""))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,3 +150,68 @@ def _number(text: str | None) -> float:
         return float(text)
     except (TypeError, ValueError):
         return math.nan
+
+
+@dataclasses.dataclass(frozen=True)
+class TestResults:
+    """What ``run_testing.py`` writes: into the experiment folder, or ``<name>/<weights>/`` for other weights."""
+
+    folder: Path
+    name: str  # the experiment's: it names the comparison pictures
+
+    roc = _File("ROC.png")
+    precision_recall = _File("Precision_recall.png")
+    per_image_table = _File("per_image.csv")
+    per_image_chart = _File("per_image.png")
+    performances = _File("performances.txt")
+    performances_json = _File("performances.json")
+    comparison = _File("comparison.md")  # the published DRIVE table with this run's row
+
+    @classmethod
+    def of_weights(cls, experiment: "Experiment", weights: Path) -> "TestResults":
+        """Where the test of weights other than the experiment's goes: ``<name>/<weights' id>/``."""
+        return cls(experiment.folder / file_id(Path(weights)), experiment.name)
+
+    def grid(self, label: str) -> Path:
+        return self.folder / f"all_{label}.png"
+
+    def comparison_strip(self, index: int) -> Path:
+        return self.folder / f"{self.name}_Original_GroundTruth_Prediction{index}.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class LeaveOneOutResults:
+    """A STARE leave-one-out's results folder: per fold four small files (committed), and the tables."""
+
+    folder: Path
+
+    table = _File("leave_one_out.csv")
+    markdown = _File("leave_one_out.md")
+    summary = _File(SUMMARY_FILE)
+
+    def fold(self, image_id: str) -> dict[str, Path]:
+        """The fold's result (written last: it marks the fold finished), 16-bit map, FOV mask and picture."""
+        return {
+            "result": self.folder / f"{image_id}_result.json",
+            "probability": self.folder / f"{image_id}_probability.png",
+            "fov": self.folder / f"{image_id}_fov.png",
+            "picture": self.folder / f"{image_id}.png",
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossDatasetResults:
+    """A DRIVE-trained model tested on every STARE image: ``<results_folder>/cross_dataset_<weights' id>/``."""
+
+    folder: Path
+
+    table = _File("cross_dataset.csv")
+    markdown = _File("cross_dataset.md")
+    summary = _File(SUMMARY_FILE)
+
+    @classmethod
+    def of_weights(cls, results_folder: Path, weights: Path) -> "CrossDatasetResults":
+        return cls(results_folder / f"cross_dataset_{file_id(Path(weights))}")
+
+    def picture(self, image_id: str) -> Path:
+        return self.folder / f"{image_id}.png"

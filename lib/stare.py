@@ -17,6 +17,7 @@ from lib.datasets import write_hdf5
 from lib.errors import UserError
 from lib.fov import detect_fov, fov_stats
 from lib.imageio import atomic_group, read_binary, read_rgb, write_png, write_text
+from lib.test_set import ImageSet, load_test_set
 from lib.visualize import group_images
 
 CONFIG_FILE = "configurations/STARE.txt"
@@ -147,3 +148,14 @@ def prepared_ids(data: DataPaths) -> list[str]:
     if not ids or not all(STARE_ID.fullmatch(image_id) for image_id in ids):
         raise UserError(f"{path}: not a list of STARE ids; re-run prepare_datasets_STARE.py")
     return ids
+
+
+def load_stare(config) -> ImageSet:
+    """The prepared STARE images preprocessed together (as published), with ground truth, second observer, FOV
+    masks and their ids: what the leave-one-out and the cross-dataset test score."""
+    data = load_test_set(config.data, config.testing, prepared_ids(config.data))
+    if len(data.ids) < len(data.images) or data.second_observer is None:
+        raise UserError(f"{config.data.path_local}: the STARE files are incomplete; re-run prepare_datasets_STARE.py")
+    if len(data) < 2:
+        raise UserError(f"{config.source}: [testing settings] full_images_to_test = 1; the leave-one-out needs 2")
+    return data

@@ -1,9 +1,7 @@
 """What every top-level script shares: --config, clean error reporting, logging to the experiment folder."""
 
 import argparse
-import contextlib
 import errno
-import os
 import signal
 import sys
 import threading
@@ -12,8 +10,7 @@ from pathlib import Path
 
 from lib.config import ConfigWarning, load_config
 from lib.errors import UserError
-from lib.experiment import Experiment
-from lib.imageio import folder_for
+from lib.experiment import PHOTOGRAPH_MODEL, Experiment
 
 
 def parser(description: str, config: str = "configuration.txt", name: bool = False) -> argparse.ArgumentParser:
@@ -38,11 +35,6 @@ def config_from(args):
     return load_config(args.config, getattr(args, "name", None))
 
 
-# The shipped model for photographs of any camera: configurations/robust.txt, trained on DRIVE with camera
-# augmentation (test/ holds the DRIVE reference model of the published protocol)
-PHOTOGRAPH_MODEL = Path(__file__).resolve().parents[1] / "robust"
-
-
 def add_model_options(parser: argparse.ArgumentParser, used_for: str) -> None:
     """``--model DIR`` (an experiment folder, default the shipped model for photographs) or ``--weights PATH``."""
     choice = parser.add_mutually_exclusive_group()
@@ -63,7 +55,6 @@ def add_model_options(parser: argparse.ArgumentParser, used_for: str) -> None:
 def weights_from(args) -> Path:
     """The weights file that ``add_model_options``' arguments name."""
     return args.weights or Experiment.in_folder(args.model).weights("best")
-
 
 
 class Terminated(KeyboardInterrupt):
@@ -107,42 +98,3 @@ def run_cli(main) -> None:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def log_to(path: Path | None):
-    """With a path, send this process's output (Python's and TensorFlow's) to that file, as ``nohup`` did.
-    A new log left empty (the run failed before saying anything) is removed, and so is a folder made for it."""
-    if path is None:
-        yield
-        return
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(folder_for(path.parent))
-            if not path.exists():
-                stack.callback(_remove_if_empty, path)
-            log = stack.enter_context(open(path, "a", buffering=1))
-        except OSError as error:
-            reason = error.strerror or error
-            raise UserError(f"{path}: cannot write the log ({reason}); fix the path or set nohup = False") from None
-        print(f"logging to {path}", flush=True)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = os.dup(1), os.dup(2)
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):  # a full disk: the streams must come back all the same
-                sys.stdout.flush()
-                sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for handle in saved:
-                os.close(handle)
-
-
-def _remove_if_empty(path: Path) -> None:
-    if path.is_file() and path.stat().st_size == 0:
-        path.unlink()

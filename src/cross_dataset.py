@@ -5,8 +5,9 @@ from pathlib import Path
 
 from lib import metrics as m
 from lib import reports
+from lib.experiment import CrossDatasetResults
 from lib.imageio import write_png, write_text
-from src.leave_one_out import load_stare
+from lib.stare import load_stare
 from src.model import load_trained_model
 from src.testing import check_writable, comparison_picture, evaluate_test_set, predict_images
 
@@ -19,12 +20,12 @@ def run_cross_dataset(config, settings, weights: Path, by_patches: bool = False)
     if not by_patches:
         inference = dataclasses.replace(inference, mode="whole")
     model = load_trained_model(weights, inference.precision)
-    out_dir = settings.results_folder / f"cross_dataset_{Path(weights).name.split('.')[0]}"
-    check_writable(out_dir)
-    predictions, seconds = predict_images(model, data["images"], inference, data["masks"])
-    rows = m.evaluate_each_image(data["truths"], predictions, data["masks"], data["ids"])
-    for index, image_id in enumerate(data["ids"]):
-        write_png(out_dir / f"{image_id}.png", comparison_picture(data, predictions, index))
+    results = CrossDatasetResults.of_weights(settings.results_folder, weights)
+    check_writable(results.folder)
+    predictions, seconds = predict_images(model, data.images, inference, data.masks)
+    rows = m.evaluate_each_image(data.truths, predictions, data.masks, data.ids)
+    for index, image_id in enumerate(data.ids):
+        write_png(results.picture(image_id), comparison_picture(data, predictions, index))
     pooled = evaluate_test_set(data, predictions).metrics
     summary = reports.auc_summary(rows) | {
         "weights": str(weights),
@@ -34,7 +35,7 @@ def run_cross_dataset(config, settings, weights: Path, by_patches: bool = False)
         "second_observer": pooled.pop("second_observer"),
         "pooled": pooled,
     }
-    write_text(out_dir / "cross_dataset.csv", reports.per_image_csv(rows, reports.PUBLISHED_STARE_COLUMN))
-    write_text(out_dir / "cross_dataset.md", reports.stare_auc_markdown(rows, summary, f"weights {weights}"))
-    write_text(out_dir / "summary.json", m.metrics_json(summary))
+    write_text(results.table, reports.per_image_csv(rows, reports.PUBLISHED_STARE_COLUMN))
+    write_text(results.markdown, reports.stare_auc_markdown(rows, summary, f"weights {weights}"))
+    write_text(results.summary, m.metrics_json(summary))
     return summary

@@ -5,7 +5,8 @@ its result in the results folder, small enough to commit as the published projec
 tables: ``<id>_probability.png`` (16-bit, 0..65535), ``<id>_fov.png`` (the FOV mask used), ``<id>.png``
 (preprocessed original, ground truth, prediction) and ``<id>_result.json``, written last: it marks the
 fold finished, so a rerun skips it. The metrics are computed from the 16-bit map as written, and the
-tables (``leave_one_out.csv``/``.md``, ``summary.json``) from those files alone: anyone can recompute
+tables (``leave_one_out.csv``/``.md``, ``summary.json``; named in ``lib.experiment.LeaveOneOutResults``) from
+those files alone: anyone can recompute
 every number, and a fresh clone with STARE prepared regenerates the tables without training.
 A fold stopped during training resumes from its last finished epoch.
 """
@@ -20,27 +21,16 @@ import numpy as np
 from lib import metrics as m
 from lib import reports
 from lib.errors import UserError
-from lib.experiment import Experiment
+from lib.experiment import Experiment, LeaveOneOutResults
 from lib.imageio import read_binary, read_probability_png, write_png, write_probability_png, write_text
-from lib.stare import prepared_ids
-from src import cli
+from lib.log_file import log_to
+from lib.stare import load_stare
+from lib.test_set import ImageSet
 from src.model import load_trained_model
-from src.testing import check_writable, comparison_picture, human_reference, load_test_set, predict_images
+from src.testing import check_writable, comparison_picture, human_reference, predict_images
 from src.training import fit
 
 RESULT_KEYS = ("id", *reports.PER_IMAGE_METRICS)
-
-
-def load_stare(config) -> dict:
-    """The prepared STARE images preprocessed together (as published), 0/1 ground truth, second observer
-    and FOV masks (N, H, W), and ``ids``."""
-    data = load_test_set(config.data, config.testing)
-    ids = prepared_ids(config.data)
-    if len(ids) < len(data["images"]) or "second_observer" not in data:
-        raise UserError(f"{config.data.path_local}: the STARE files are incomplete; re-run prepare_datasets_STARE.py")
-    if len(data["images"]) < 2:
-        raise UserError(f"{config.source}: [testing settings] full_images_to_test = 1; the leave-one-out needs 2")
-    return data | {"ids": np.array(ids[: len(data["images"])])}
 
 
 def fold_experiment(config, image_id: str) -> Experiment:
@@ -48,18 +38,9 @@ def fold_experiment(config, image_id: str) -> Experiment:
     return Experiment(config.experiment.folder / image_id, config.name)
 
 
-def result_files(results_folder: Path, image_id: str) -> dict[str, Path]:
-    return {
-        "result": results_folder / f"{image_id}_result.json",
-        "probability": results_folder / f"{image_id}_probability.png",
-        "fov": results_folder / f"{image_id}_fov.png",
-        "picture": results_folder / f"{image_id}.png",
-    }
-
-
 def finished_result(results_folder: Path, image_id: str, label: str) -> dict | None:
     """The fold's result when its files are complete; None when it has not run, or (said so) when damaged."""
-    files = result_files(results_folder, image_id)
+    files = LeaveOneOutResults(results_folder).fold(image_id)
     if not files["result"].exists():
         return None
     try:
@@ -78,7 +59,7 @@ def finished_result(results_folder: Path, image_id: str, label: str) -> dict | N
 def run_leave_one_out(config, settings, folds=None, overwrite: bool = False) -> dict:
     """Run the folds (``folds`` ids, default [leave-one-out] folds, else all) and write the tables."""
     data = load_stare(config)
-    ids = list(data["ids"])
+    ids = list(data.ids)
     chosen = list(folds or settings.folds or ids)
     unknown = [image_id for image_id in chosen if image_id not in ids]
     if unknown:
@@ -94,7 +75,7 @@ def run_leave_one_out(config, settings, folds=None, overwrite: bool = False) -> 
         if done is not None:
             print(f"{label}: finished earlier (AUC ROC {done['auc_roc']:.4f}), skipped", flush=True)
             continue
-        result_files(results_folder, image_id)["result"].unlink(missing_ok=True)
+        LeaveOneOutResults(results_folder).fold(image_id)["result"].unlink(missing_ok=True)
         start = time.perf_counter()
         experiment = fold_experiment(config, image_id)
         train_fold(config, experiment, data, ids.index(image_id), overwrite, label)
@@ -113,7 +94,7 @@ def check_same_start(config, results_folder: Path, ids: list[str]) -> None:
     would describe no training."""
     start = initial_weights_record(config.training.initial_weights)
     for image_id in ids:
-        path = result_files(results_folder, image_id)["result"]
+        path = LeaveOneOutResults(results_folder).fold(image_id)["result"]
         try:
             earlier = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -133,7 +114,7 @@ def start_name(record: dict) -> str:
     return f"{record['initial_weights']}, sha256 {record.get('initial_weights_sha256', '?')[:12]}"
 
 
-def train_fold(config, experiment: Experiment, data: dict, index: int, overwrite: bool, label: str) -> None:
+def train_fold(config, experiment: Experiment, data: ImageSet, index: int, overwrite: bool, label: str) -> None:
     """Train on every image but ``index`` (inside_FOV: inside their FOV masks); resume an interrupted training,
     skip a finished one."""
     state = None if overwrite else experiment.read_state()
@@ -141,33 +122,33 @@ def train_fold(config, experiment: Experiment, data: dict, index: int, overwrite
     if epochs_done >= config.training.N_epochs:
         print(f"{label}: trained earlier ({epochs_done} epochs), testing", flush=True)
         return
-    others = np.arange(len(data["ids"])) != index
+    others = np.arange(len(data)) != index
     print(f"{label}: training on the other {np.count_nonzero(others)} images in {experiment.folder}/", flush=True)
-    with cli.log_to(experiment.training_log if config.training.nohup else None):
+    with log_to(experiment.training_log if config.training.nohup else None):
         fit(
             config.training,
             experiment,
-            data["images"][others],
-            data["truths"][others, None],
-            fov_masks=data["masks"][others, None],
+            data.images[others],
+            data.truths[others, None],
+            fov_masks=data.masks[others, None],
             resume=epochs_done > 0,
             overwrite=epochs_done == 0,  # without a finished epoch, whatever the folder holds is incomplete
         )
 
 
-def evaluate_fold(config, experiment: Experiment, data: dict, index: int, results_folder: Path) -> dict:
+def evaluate_fold(config, experiment: Experiment, data: ImageSet, index: int, results_folder: Path) -> dict:
     """Predict the held-out image with the fold's best/last weights; write its maps, then its result."""
     testing = config.testing
     weights = experiment.weights(testing.best_last)
     model = load_trained_model(weights, testing.inference.precision)
-    held_out = {key: value[index : index + 1] for key, value in data.items()}
-    image_id = str(held_out["ids"][0])
-    predictions, seconds = predict_images(model, held_out["images"], testing.inference, held_out["masks"])
-    files = result_files(results_folder, image_id)
+    held_out = data.subset(slice(index, index + 1))
+    image_id = held_out.ids[0]
+    predictions, seconds = predict_images(model, held_out.images, testing.inference, held_out.masks)
+    files = LeaveOneOutResults(results_folder).fold(image_id)
     written = write_probability_png(files["probability"], predictions[0])[None]  # the metrics use what is on disk
-    write_png(files["fov"], held_out["masks"][0] * np.uint8(255))
+    write_png(files["fov"], held_out.masks[0] * np.uint8(255))
     write_png(files["picture"], comparison_picture(held_out, written))
-    result = m.evaluate_fov(held_out["truths"], written, held_out["masks"]).metrics | {
+    result = m.evaluate_fov(held_out.truths, written, held_out.masks).metrics | {
         "id": image_id,
         "weights": str(weights),
         **initial_weights_record(config.training.initial_weights),
@@ -186,37 +167,38 @@ def initial_weights_record(path: Path | None) -> dict:
     return {"initial_weights": str(path), "initial_weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
-def write_summary(config, settings, data: dict) -> dict:
+def write_summary(config, settings, data: ImageSet) -> dict:
     """The tables of the finished folds (``leave_one_out.csv``/``.md``, ``summary.json``), from the result files."""
     folder = settings.results_folder
+    results = LeaveOneOutResults(folder)
     finished = [
-        index for index, image_id in enumerate(data["ids"])
-        if finished_result(folder, str(image_id), f"fold {image_id}") is not None
+        index for index, image_id in enumerate(data.ids)
+        if finished_result(folder, image_id, f"fold {image_id}") is not None
     ]  # fmt: skip
-    rows = [json.loads(result_files(folder, str(data["ids"][i]))["result"].read_text()) for i in finished]
+    rows = [json.loads(results.fold(data.ids[i])["result"].read_text()) for i in finished]
     summary = {
         "experiment": config.name,
         "folds": len(rows),
-        "images": len(data["ids"]),
+        "images": len(data),
         "second_observer": human_reference(data),
         **initial_weights_record(config.training.initial_weights),
     }
     if rows:
-        files = [result_files(folder, row["id"]) for row in rows]
+        files = [results.fold(row["id"]) for row in rows]
         probabilities = np.stack([read_probability_png(f["probability"]) for f in files])
         fovs = np.stack([read_binary(f["fov"]) > 0 for f in files])
         minutes = [row["training_minutes"] for row in rows if row.get("training_minutes") is not None]
         summary |= reports.auc_summary(rows) | {
-            "pooled": m.evaluate_fov(data["truths"][finished], probabilities, fovs).metrics,
+            "pooled": m.evaluate_fov(data.truths[finished], probabilities, fovs).metrics,
             "training_minutes_mean": float(np.mean(minutes)) if minutes else None,
             "mode": rows[0]["mode"],
         }
-    write_text(folder / "leave_one_out.csv", reports.per_image_csv(rows, reports.PUBLISHED_STARE_COLUMN))
+    write_text(results.table, reports.per_image_csv(rows, reports.PUBLISHED_STARE_COLUMN))
     write_text(
-        folder / "leave_one_out.md",
+        results.markdown,
         reports.stare_auc_markdown(rows, summary, reports.PUBLISHED_STARE_SUMMARY)
         + reports.stare_comparison(summary)
         + reports.stare_published_table(summary, f"this project ({config.name})"),
     )
-    write_text(folder / "summary.json", m.metrics_json(summary))
+    write_text(results.summary, m.metrics_json(summary))
     return summary

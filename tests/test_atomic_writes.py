@@ -22,7 +22,7 @@ SOURCES = ("lib/*.py", "src/*.py", "*.py")
 # Writes allowed outside atomic_path, by (file, function, call), each with the reason.
 ALLOWED = {
     # the nohup log, the process's own stdout and stderr, appended a line at a time as the user reads it
-    ("src/cli.py", "log_to", "open"),
+    ("lib/log_file.py", "log_to", "open"),
     # TensorBoard's event files ([training settings] tensorboard): its writers append CRC-checked records, which
     # TensorBoard reads while they grow and whose cut-short last one it skips; a resume starts new files
     ("src/callbacks.py", "tensorboard_callbacks", "TensorBoard"),

@@ -7,6 +7,7 @@ import pytest
 from helpers import REPO
 
 from lib.errors import UserError
+from lib.log_file import log_to
 from src import cli
 
 
@@ -49,8 +50,8 @@ def test_config_option_defaults_to_the_working_directory():
 LOGGING_SCRIPT = """
 import os, sys
 from pathlib import Path
-from src import cli
-with cli.log_to(Path(sys.argv[1])):
+from lib.log_file import log_to
+with log_to(Path(sys.argv[1])):
     print("to the log")
     os.write(2, b"native stderr\\n")
     sys.stderr.write("python stderr\\n")
@@ -72,7 +73,7 @@ def test_log_to_sends_both_streams_to_the_file_and_restores_them(tmp_path, repo)
 
 
 def test_log_to_none_changes_nothing(capfd):
-    with cli.log_to(None):
+    with log_to(None):
         print("here")
     assert capfd.readouterr().out == "here\n"
 

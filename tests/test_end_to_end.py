@@ -377,7 +377,7 @@ def test_resume_with_the_experiments_own_configuration(experiment, tmp_path):
 def test_more_test_images_than_prepared_is_a_user_error(experiment, monkeypatch):
     from lib.config import load_config
     from lib.errors import UserError
-    from src.testing import load_test_set
+    from lib.test_set import load_test_set
 
     monkeypatch.chdir(experiment.folder)
     config = make_config(

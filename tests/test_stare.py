@@ -437,7 +437,7 @@ def test_the_committed_stare_results_regenerate_and_reproduce(stare_root, tmp_pa
     config = load_config(config_path)
     stare.prepare(config.data, stare_root)
     settings = load_config(config_path).leave_one_out
-    assert leave_one_out.write_summary(config, settings, leave_one_out.load_stare(config))["folds"] >= 1
+    assert leave_one_out.write_summary(config, settings, stare.load_stare(config))["folds"] >= 1
     assert {name: (results / name).read_bytes() for name in TABLES} == {
         name: (committed / name).read_bytes() for name in TABLES
     }
