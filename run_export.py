@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 
 from lib.errors import UserError
+from lib.folders import refuse_overlap
 from src.cli import add_model_options, run_cli, weights_from
 
 FORMATS = ("savedmodel", "tflite", "onnx")  # the keys of src.export.FORMATS, listed here so --help needs no TensorFlow
@@ -40,9 +41,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     args = parser().parse_args(argv)
+    weights = weights_from(args)
+    refuse_overlap(args.output, [("the weights", weights)], "-o", "write the export to a path of its own")
     from src.export import export  # imports TensorFlow: only once the arguments are known to be good
 
-    verification = export(weights_from(args), args.format, args.output)
+    verification = export(weights, args.format, args.output)
     print(f"wrote {args.output} ({args.format}); {verification}")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lib.errors import UserError
 from lib.files import companion, expand, index_files, unique_files
+from lib.folders import refuse_overlap
 from lib.imageio import read_binary, write_csv
 from lib.progress import progress
 from src.cli import run_cli
@@ -22,6 +23,8 @@ examples:
   python run_measurements.py DRIVE/test/1st_manual --masks DRIVE/test/mask -o drive.csv
   python run_measurements.py "predictions/*_vessels.png" --masks "predictions/*_fov.png"
 """
+
+
 def parser() -> argparse.ArgumentParser:
     result = argparse.ArgumentParser(
         description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -74,6 +77,8 @@ def main(argv=None) -> int:
             failures += 1
     maps = unique_files(maps)
     masks = None if args.masks is None else index_files(args.masks)
+    given = [*maps, *(path for paths in (masks or {}).values() for path in paths)]
+    refuse_overlap(args.output, [("the input", path) for path in given], "-o", "write the CSV to a file of its own")
     measured = []
     for path in progress(maps, "measured"):
         try:

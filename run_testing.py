@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from lib.experiment import weights_name
 from src import cli
 
 
@@ -19,7 +20,7 @@ def main():
     from src.testing import run_test  # TensorFlow loads only after the configuration is known to be valid
 
     experiment = config.experiment
-    output = args.output or (experiment.folder / args.weights.name.split(".")[0] if args.weights else None)
+    output = args.output or (experiment.folder / weights_name(args.weights) if args.weights else None)
     with cli.log_to(experiment.testing_log if config.testing.nohup else None):
         results = run_test(config, args.weights, output)
         print(

@@ -21,6 +21,12 @@ WEIGHTS_SUFFIX = ".weights.h5"  # Keras 3 insists on it
 SHIPPED_MODELS = ("test", "robust")
 
 
+def weights_name(weights) -> str:
+    """What results of other weights are named after: the file name before its first dot, leading dots skipped
+    (``.weights.h5`` gives ``weights``, never a name that is empty or the experiment folder itself)."""
+    return Path(weights).name.lstrip(".").split(".")[0] or "weights"
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingState:
     """What a resumed training needs besides the checkpoint: how far it got and its best validation loss."""

@@ -12,9 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lib.config import STARE_ID, DataPaths
+from lib.config import STARE_ID, DataPaths, LeaveOneOut
 from lib.datasets import write_hdf5
 from lib.errors import UserError
+from lib.folders import in_use
 from lib.fov import detect_fov, fov_stats
 from lib.imageio import atomic_group, read_binary, read_rgb, write_png, write_text
 from lib.visualize import group_images
@@ -40,6 +41,16 @@ OUTPUTS = {
 }
 IDS_FILE = "STARE_dataset_ids.txt"  # in path_local: the image ids, in the order of the HDF5 files
 PREVIEW_FILE = "STARE_FOV_masks.png"  # in path_local: every image with its detected FOV outlined
+
+
+def results_in_use(settings: LeaveOneOut):
+    """Hold the results folder for a run: a second run writing the same tables is refused while the first runs."""
+    return in_use(
+        settings.results_folder,
+        "run_stare_leave_one_out.lock",
+        "another run_stare_leave_one_out.py run",
+        "give this configuration its own [leave-one-out] results_folder",
+    )
 
 
 def _listing(root: Path, folder: str, pattern: str) -> dict[str, Path]:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from lib import metrics as m
 from lib import reports
+from lib.experiment import weights_name
 from lib.imageio import write_png, write_text
 from src.leave_one_out import load_stare
 from src.model import load_trained_model
@@ -19,7 +20,7 @@ def run_cross_dataset(config, settings, weights: Path, by_patches: bool = False)
     if not by_patches:
         inference = dataclasses.replace(inference, mode="whole")
     model = load_trained_model(weights, inference.precision)
-    out_dir = settings.results_folder / f"cross_dataset_{Path(weights).name.split('.')[0]}"
+    out_dir = settings.results_folder / f"cross_dataset_{weights_name(weights)}"
     check_writable(out_dir)
     predictions, seconds = predict_images(model, data["images"], inference, data["masks"])
     rows = m.evaluate_each_image(data["truths"], predictions, data["masks"], data["ids"])
