@@ -2,7 +2,6 @@
 out; or, with --cross-dataset, a DRIVE-trained model tested on every STARE image; or, with --compare, the
 committed results of several variants side by side."""
 
-import json
 from pathlib import Path
 
 from lib import stare
@@ -20,7 +19,7 @@ def compare(configs: list[Path]) -> str:
         summary_file = require_leave_one_out(config).results_folder / "summary.json"
         if not summary_file.is_file():
             raise UserError(f"{summary_file}: not found; run python run_stare_leave_one_out.py --config {path} first")
-        summaries[config.name] = json.loads(summary_file.read_text())
+        summaries[config.name] = stare.read_variant_summary(summary_file, path)
     return stare_variants_markdown(summaries)
 
 

@@ -25,6 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lib.decoding import check_pixels, gray_values, too_large
 from lib.errors import DiskFullError, UserError
+from lib.textfiles import delimiter, read_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".ppm.gz", ".pgm.gz")
 
@@ -352,12 +353,15 @@ def write_csv(path, rows: list[dict], columns: tuple[str, ...]) -> None:
 
 
 def read_csv(path) -> list[dict]:
-    """The rows of a CSV written by ``write_csv``, as dicts of strings; [] when the file does not exist."""
+    """The rows of a CSV written by ``write_csv``, as dicts of strings, also once a spreadsheet saved it again
+    (``lib.textfiles``); [] when the file does not exist. A file that is no CSV is a UserError."""
     try:
-        with open(path, newline="") as handle:
-            return list(csv.DictReader(handle))
+        text = read_text(path)
+        return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter(text)))
     except FileNotFoundError:
         return []
+    except (csv.Error, IsADirectoryError, PermissionError) as error:
+        raise UserError(f"{path}: not a readable CSV ({error}); restore it, or move it away") from None
 
 
 def write_text(path, text: str) -> None:

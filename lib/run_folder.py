@@ -19,6 +19,7 @@ from lib.files import file_id
 from lib.folders import holder, in_use, refuse_overlap
 from lib.imageio import read_csv, write_csv, write_text
 from lib.shards import check_parts, write_record
+from lib.textfiles import read_text
 
 OUTPUTS = ("probability", "vessels", "overlay", "fov")
 SUMMARY = "summary.csv"
@@ -139,7 +140,7 @@ def write_settings(out_dir: Path, settings: dict) -> None:
 def read_settings(out_dir: Path) -> dict | None:
     """The settings recorded in ``out_dir`` (None when there are none); an unreadable file reads as {}."""
     try:
-        settings = json.loads((out_dir / SETTINGS).read_text())
+        settings = json.loads(read_text(out_dir / SETTINGS))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
@@ -168,8 +169,15 @@ def settings_difference(out_dir: Path, settings: dict) -> str | None:
 
 
 def summary_rows(path: Path) -> dict[str, dict]:
-    """The rows of a summary file by photograph id (the file name before its first dot)."""
-    return {file_id(Path(row["image"])): row for row in read_csv(path) if row.get("image")}
+    """The rows of a summary file by photograph id (the file name before its first dot). A summary without an
+    ``image`` column (edited in a spreadsheet) is refused: rewritten, it would lose every row."""
+    rows = read_csv(path)
+    if rows and "image" not in rows[0]:
+        raise UserError(
+            f"{path}: no 'image' column (columns {', '.join(map(str, rows[0]))[:80]}); restore the file, or move it "
+            "away to start the summary afresh"
+        )
+    return {file_id(Path(row["image"])): row for row in rows if row.get("image")}
 
 
 class Summary:

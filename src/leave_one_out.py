@@ -11,7 +11,6 @@ A fold stopped during training resumes from its last finished epoch.
 """
 
 import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -22,13 +21,11 @@ from lib import reports
 from lib.errors import UserError
 from lib.experiment import Experiment
 from lib.imageio import read_binary, read_probability_png, write_png, write_probability_png, write_text
-from lib.stare import prepared_ids
+from lib.stare import prepared_ids, read_fold_result
 from src import cli
 from src.model import load_trained_model
 from src.testing import check_writable, comparison_picture, human_reference, load_test_set, predict_images
 from src.training import fit
-
-RESULT_KEYS = ("id", *reports.PER_IMAGE_METRICS)
 
 
 def load_stare(config) -> dict:
@@ -63,9 +60,7 @@ def finished_result(results_folder: Path, image_id: str, label: str) -> dict | N
     if not files["result"].exists():
         return None
     try:
-        result = json.loads(files["result"].read_text())
-        if not all(key in result for key in RESULT_KEYS) or result["id"] != image_id:
-            raise ValueError("keys missing")
+        result = read_fold_result(files["result"], image_id)
         missing = [path.name for key, path in files.items() if not path.is_file()]
         if missing:
             raise ValueError(f"{', '.join(missing)} missing")
@@ -115,7 +110,7 @@ def check_same_start(config, results_folder: Path, ids: list[str]) -> None:
     for image_id in ids:
         path = result_files(results_folder, image_id)["result"]
         try:
-            earlier = json.loads(path.read_text())
+            earlier = read_fold_result(path, image_id)
         except (OSError, ValueError):
             continue  # not run, or damaged: the fold runs (again) anyway
         if earlier.get("initial_weights_sha256") != start.get("initial_weights_sha256"):
@@ -189,11 +184,10 @@ def initial_weights_record(path: Path | None) -> dict:
 def write_summary(config, settings, data: dict) -> dict:
     """The tables of the finished folds (``leave_one_out.csv``/``.md``, ``summary.json``), from the result files."""
     folder = settings.results_folder
-    finished = [
-        index for index, image_id in enumerate(data["ids"])
-        if finished_result(folder, str(image_id), f"fold {image_id}") is not None
-    ]  # fmt: skip
-    rows = [json.loads(result_files(folder, str(data["ids"][i]))["result"].read_text()) for i in finished]
+    results = {index: finished_result(folder, str(image_id), f"fold {image_id}")
+               for index, image_id in enumerate(data["ids"])}  # fmt: skip
+    finished = [index for index, result in results.items() if result is not None]
+    rows = [results[index] for index in finished]
     summary = {
         "experiment": config.name,
         "folds": len(rows),
