@@ -10,7 +10,7 @@ from lib.files import companion, expand, index_files, unique_files
 from lib.folders import refuse_overlap
 from lib.imageio import read_binary, write_csv
 from lib.progress import progress
-from src.cli import run_cli
+from src.cli import Parser, run_cli
 
 EPILOG = """\
 Writes one CSV row per map: image (its path), vessel_density, skeleton_length, mean_width,
@@ -26,9 +26,7 @@ examples:
 
 
 def parser() -> argparse.ArgumentParser:
-    result = argparse.ArgumentParser(
-        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    result = Parser(description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     result.add_argument(
         "maps",
         nargs="+",

@@ -9,7 +9,7 @@ from lib.inference import PUBLISHED_PATCH_HW, Inference
 from lib.metrics import THRESHOLD
 from lib.rescale import DRIVE_FOV_DIAMETER, MAX_UPSCALE, RESCALE_TOLERANCE
 from lib.run_folder import OUTPUTS, SETTINGS, SUMMARY, Shard, merge_summaries, merging, parse_outputs, writing
-from src.cli import add_model_options, run_cli, weights_from
+from src.cli import Parser, add_model_options, run_cli, weights_from
 
 EPILOG = f"""\
 Writes per image <id>_probability.png (8-bit), <id>_vessels.png (probability >= threshold),
@@ -41,9 +41,7 @@ def bounded(kind, low, high):
 
 
 def parser() -> argparse.ArgumentParser:
-    result = argparse.ArgumentParser(
-        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    result = Parser(description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     result.add_argument(
         "images",
         nargs="*",

@@ -16,10 +16,18 @@ from lib.experiment import Experiment
 from lib.imageio import folder_for
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad arguments are one ``error:`` line and exit status 1, as every other bad input (run_cli), not argparse's
+    usage and status 2."""
+
+    def error(self, message):
+        raise UserError(f"{message}; see python {self.prog} --help")
+
+
 def parser(description: str, config: str = "configuration.txt", name: bool = False) -> argparse.ArgumentParser:
     """An argument parser with the common ``--config`` option (default ``./<config>``) and, with ``name``,
     ``--name`` (another experiment name than the configuration's)."""
-    result = argparse.ArgumentParser(description=description)
+    result = Parser(description=description)
     result.add_argument(
         "--config",
         default=config,
@@ -63,7 +71,6 @@ def add_model_options(parser: argparse.ArgumentParser, used_for: str) -> None:
 def weights_from(args) -> Path:
     """The weights file that ``add_model_options``' arguments name."""
     return args.weights or Experiment.in_folder(args.model).weights("best")
-
 
 
 class Terminated(KeyboardInterrupt):

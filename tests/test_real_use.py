@@ -298,3 +298,125 @@ def test_a_photograph_replaced_under_its_name_is_done_again(tmp_path, capsys):
     os.utime(first, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))  # touched, same size: done again too
     assert "segmenting 1 images" in predicting(tmp_path, capsys, tmp_path / "in", "-o", out).stdout
     assert "all 2 images were segmented" in predicting(tmp_path, capsys, tmp_path / "in", "-o", out).stdout
+
+
+# ------------------------------------------------------------------ images read by value at their bit depth
+
+
+def write_16bit(path, levels) -> None:
+    """A 16-bit gray PNG (or TIFF) holding ``levels`` in a pattern: a label or map of another tool."""
+    import cv2
+
+    image = np.zeros((64, 64), np.uint16)
+    for index, level in enumerate(levels):
+        image[:, index * 64 // len(levels) : (index + 1) * 64 // len(levels)] = level
+    cv2.imwrite(str(path), image)
+
+
+@pytest.mark.parametrize("name", ["label.png", "label.tif"])
+def test_16bit_labels_are_read_by_value_not_cut_to_8_bits(tmp_path, name):
+    """0 / 20000 / 65535 was read as 0 / 255 / 255 (binary) and scored: three levels are refused."""
+    import cv2
+
+    from lib.imageio import read_binary
+
+    write_16bit(tmp_path / name, (0, 20000, 65535))
+    with pytest.raises(UserError, match="must be binary .* found 3 levels"):
+        read_binary(tmp_path / name)
+    colour = np.stack([np.array([[0, 200, 65535]] * 3, np.uint16)] * 3, axis=-1)
+    cv2.imwrite(str(tmp_path / "colour.png"), colour)  # Pillow keeps 8 bits of a 16-bit colour PNG: 200 is 0
+    with pytest.raises(UserError, match="found 3 levels"):
+        read_binary(tmp_path / "colour.png")
+    write_16bit(tmp_path / name, (0, 65535))
+    assert np.array_equal(np.unique(read_binary(tmp_path / name)), [0, 255])
+    write_16bit(tmp_path / name, (40000,))  # one level above the middle of 16 bits: all inside
+    assert read_binary(tmp_path / name).min() == 255
+
+
+def test_a_16bit_map_is_measured_as_its_8bit_copy(tmp_path):
+    from PIL import Image
+
+    vessels = np.zeros((96, 96), np.uint8)
+    vessels[40:44, 5:90] = 255
+    vessels[5:90, 60:63] = 255
+    save(tmp_path / "eight.png", vessels)
+    Image.fromarray(vessels.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")
+    result = run_script("run_measurements.py", "eight.png", "sixteen.png", "-o", "m.csv", cwd=tmp_path)
+    assert_ok(result)
+    eight, sixteen = read_summary_file(tmp_path / "m.csv")
+    assert {**eight, "image": ""} == {**sixteen, "image": ""}
+    write_16bit(tmp_path / "sixteen.png", (0, 20000, 65535))
+    assert_user_error(run_script("run_measurements.py", "sixteen.png", "-o", "n.csv", cwd=tmp_path), "3 levels")
+    assert not (tmp_path / "n.csv").exists()
+
+
+@pytest.mark.usefixtures("stand_in")
+def test_a_16bit_label_of_three_levels_fails_its_photograph_alone(tmp_path, capsys):
+    write_photos(tmp_path / "in", 2)
+    (tmp_path / "labels").mkdir()
+    write_16bit(tmp_path / "labels" / "p0.png", (0, 20000, 65535))
+    result = predicting(tmp_path, capsys, tmp_path / "in", "-o", tmp_path / "out", "--labels", tmp_path / "labels")
+    assert result.returncode == 1 and "labels/p0.png: a label/mask must be binary" in result.stderr
+    assert "p1.png: no label named p1.*" in result.stderr  # the other photograph has no label: its own line
+    assert not (tmp_path / "out" / SUMMARY).exists()
+
+
+def write_dataset(path, array) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("image", data=array)
+
+
+def test_hdf5_images_that_are_no_pixels_are_refused(tmp_path, monkeypatch):
+    import errno
+
+    import h5py
+
+    from lib import datasets
+
+    write_dataset(tmp_path / "signed.hdf5", np.full((2, 3, 8, 8), -5, np.int8))
+    with pytest.raises(UserError, match=r"negative values \(type int8, down to -5\)"):
+        datasets.load_hdf5(tmp_path / "signed.hdf5")
+    write_dataset(tmp_path / "empty.hdf5", np.zeros((0, 3, 8, 8), np.uint8))
+    with pytest.raises(UserError, match=r"holds no images \(shape \(0, 3, 8, 8\)\)"):
+        datasets.load_hdf5(tmp_path / "empty.hdf5", channels=3)
+
+    def denied(path, mode):  # what h5py raises for a file without read permission (root reads any file)
+        raise OSError(errno.EACCES, f"Unable to synchronously open file (unable to open file: name = '{path}', "
+                                    "errno = 13, error message = 'Permission denied')")  # fmt: skip
+
+    monkeypatch.setattr(h5py, "File", denied)
+    with pytest.raises(UserError) as refused:
+        datasets.load_hdf5(tmp_path / "signed.hdf5")
+    assert "permission denied); fix its permissions" in str(refused.value) and "delete" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("setup", "fragment"),
+    [
+        ("empty", "holds no images (shape (0, 3, 96, 90))"),
+        ("signed", "holds negative values"),
+        ("no vessel", "the 16 validation patches hold no vessel pixel"),
+    ],
+)
+def test_training_data_that_gives_no_result_is_refused_before_the_first_epoch(base, tmp_path, capsys, setup, fragment):
+    import h5py
+    from test_reliability import TRAIN_IMAGES, TRAIN_LABELS
+
+    folder = prepare_case(base, tmp_path / "run", Case("", "run_training.py"))
+    with h5py.File(folder / TRAIN_IMAGES, "r") as handle:
+        images = handle["image"][()]
+    if setup == "empty":
+        write_dataset(folder / TRAIN_IMAGES, images[:0])
+    elif setup == "signed":
+        write_dataset(folder / TRAIN_IMAGES, (images // 2).astype(np.int8) - 64)
+    else:
+        with h5py.File(folder / TRAIN_LABELS, "r") as handle:
+            labels = handle["image"][()]
+        labels[-1] = 0  # the validation patches come from the last image: without a vessel there
+        write_dataset(folder / TRAIN_LABELS, labels)
+    before = files_of(folder)
+    result = run_in_process("run_training.py", "--name", "fresh", cwd=folder, capsys=capsys)
+    assert_user_error(result, fragment)
+    assert files_of(folder) == before

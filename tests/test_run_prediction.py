@@ -467,7 +467,7 @@ def test_merge_names_the_missing_parts(tmp_path, stand_in, capsys):
     with pytest.raises(UserError, match="no summary parts .* to merge; run with --shard K/N first"):
         run_prediction.main(["--merge", "-o", str(tmp_path / "in")])
     for wrong in (["--merge", str(tmp_path / "in")], []):  # images with --merge, or neither
-        with pytest.raises(SystemExit):
+        with pytest.raises(UserError, match="see python .* --help"):
             run_prediction.main(wrong)
 
 
