@@ -244,8 +244,10 @@ def test_a_second_stare_driver_on_one_results_folder_is_refused(tmp_path, capsys
     import run_stare_leave_one_out
 
     monkeypatch.chdir(tmp_path)
-    shutil.copyfile(REPO / "configuration_STARE.txt", tmp_path / "configuration_STARE.txt")
-    results = tmp_path / "STARE_results" / "published"  # configuration_STARE.txt's [leave-one-out] results_folder
+    (tmp_path / "configurations").mkdir()
+    shutil.copyfile(REPO / "configuration.txt", tmp_path / "configuration.txt")  # the base of STARE.txt
+    shutil.copyfile(REPO / "configurations" / "STARE.txt", tmp_path / "configurations" / "STARE.txt")
+    results = tmp_path / "STARE_results" / "published"  # configurations/STARE.txt's [leave-one-out] results_folder
     results.mkdir(parents=True)
     monkeypatch.setattr(sys, "argv", ["run_stare_leave_one_out.py", "--cross-dataset"])
     with held(results / "run_stare_leave_one_out.lock"):
