@@ -119,7 +119,10 @@ def main(argv=None) -> int:
             arguments.error("--merge takes no images: it merges the summary parts already in -o")
         with merging(args.output):
             summary, count, missing = merge_summaries(args.output)
-        print(f"{count} rows merged into {summary}" + "".join(f"; {part}" for part in missing))
+        print(f"{count} rows merged into {summary}")
+        if missing:  # exit 1 with one error line, as every incomplete result
+            print(f"error: {summary} is incomplete: {'; '.join(missing)}; run those parts (--shard K/N), then --merge "
+                  "again", file=sys.stderr)  # fmt: skip
         return 1 if missing else 0
     if not args.images:
         arguments.error("the following arguments are required: images (or --merge)")

@@ -141,8 +141,9 @@ def test_merge_refuses_parts_of_other_lists_and_names_missing_photographs(tmp_pa
     assert predicting(tmp_path, capsys, tmp_path / "in", "-o", out, "--shard", "2/2").returncode == 0
     result = run_main(run_prediction.main, ["--merge", "-o", str(out)], capsys)
     assert result.returncode == 1
-    assert result.stdout == (f"4 rows merged into {out / SUMMARY}; 1 photographs of summary.part-1-of-2.csv have no "
-                          "row (p2)\n")  # fmt: skip
+    assert result.stdout == f"4 rows merged into {out / SUMMARY}\n"
+    assert result.stderr == (f"error: {out / SUMMARY} is incomplete: 1 photographs of summary.part-1-of-2.csv have "
+                             "no row (p2); run those parts (--shard K/N), then --merge again\n")  # fmt: skip
 
 
 # ------------------------------------------------------------------ no output may be an input
