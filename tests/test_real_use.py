@@ -423,3 +423,35 @@ def test_training_data_that_gives_no_result_is_refused_before_the_first_epoch(ba
     result = run_in_process("run_training.py", "--name", "fresh", cwd=folder, capsys=capsys)
     assert_user_error(result, fragment)
     assert files_of(folder) == before
+
+
+def test_overwrite_leaves_the_configuration_it_reads_in_place(tmp_path):
+    """run_training.py --config exp/configuration.txt --overwrite: the earlier training's files move aside, but not
+    the configuration the new training reads (and copies) as it starts."""
+    import types
+
+    from lib.experiment import Experiment
+    from lib.experiment_state import starting_state
+
+    experiment = Experiment.in_folder(tmp_path / "exp")
+    experiment.folder.mkdir()
+    experiment.weights("best").write_bytes(b"earlier weights")
+    (experiment.folder / "configuration.txt").write_text("[experiment name]\nname = exp\n")
+    settings = types.SimpleNamespace(source=tmp_path / "exp" / ".." / "exp" / "configuration.txt")
+    starting_state(settings, experiment, resume=False, overwrite=True)
+    assert (experiment.folder / "configuration.txt").is_file() and not experiment.weights("best").exists()
+    (aside,) = experiment.folder.glob("replaced-*")
+    assert [path.name for path in aside.iterdir()] == [experiment.weights("best").name]
+
+
+@pytest.mark.slow  # trains one epoch, then resumes
+def test_a_damaged_history_does_not_stop_a_resume(base, tmp_path, capsys):
+    folder = prepare_case(base, tmp_path / "run", Case("", "run_training.py"))
+    write_config(folder, {"training settings": {"N_epochs": "1"}, "experiment name": {"name": "fresh"}})
+    assert_ok(run_in_process("run_training.py", cwd=folder, capsys=capsys))
+    history = folder / "fresh" / "training_history.csv"
+    assert history.is_file()
+    history.write_bytes(b"epoch;loss\r\n0;0,5\r\n\xff\x00garbage")  # re-saved by a spreadsheet, then damaged
+    write_config(folder, {"training settings": {"N_epochs": "2"}, "experiment name": {"name": "fresh"}})
+    assert_ok(run_in_process("run_training.py", "--resume", cwd=folder, capsys=capsys))
+    assert (folder / "fresh" / "fresh_last.weights.h5").is_file()
