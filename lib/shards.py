@@ -12,6 +12,7 @@ from pathlib import Path
 from lib.errors import UserError
 from lib.files import file_id
 from lib.imageio import write_text
+from lib.textfiles import read_text
 
 SHOWN = 5  # names listed in a message before "and N more"
 
@@ -40,7 +41,7 @@ def write_record(part: Path, images: list[Path], share: list[Path], settings: di
 def read_record(part: Path) -> dict | None:
     """The record of ``part``; None when there is none (a part of an earlier version) or it is damaged."""
     try:
-        record = json.loads(record_path(part).read_text(encoding="utf-8"))
+        record = json.loads(read_text(record_path(part)))
     except (OSError, ValueError):
         return None
     fields = {"photographs": int, "list_sha256": str, "share": list, "settings": dict}
