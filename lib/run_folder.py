@@ -25,6 +25,11 @@ OUTPUTS = ("probability", "vessels", "overlay", "fov")
 SUMMARY = "summary.csv"
 SETTINGS = "settings.json"
 PART = re.compile(r"summary\.part-(\d+)-of-(\d+)\.csv")
+# What a run writes in its output folder (and the locks it holds there); a name starting with a dot is a temporary
+# file of an interrupted write, or the system's, and never written over
+OWN_FILES = re.compile(
+    rf"(summary\.csv|summary\.part-\d+-of-\d+\.(csv|json)|{SETTINGS})(\.lock)?|.+_({'|'.join(OUTPUTS)})\.png|\..*"
+)
 WEIGHTS_PATH = "weights"  # shown to the user; the weights' content is compared through WEIGHTS_DIGEST
 WEIGHTS_DIGEST = "weights_sha256"
 STAMP = ("file_bytes", "file_mtime_ns")  # the summary columns of a photograph's file_stamp
@@ -105,7 +110,8 @@ def lock_name(summary: Path) -> str:
 
 def check_apart(out_dir: Path, specs: list[str], images: list[Path], weights: Path) -> None:
     """Refuse an output folder that is, is inside or contains a folder of photographs, masks or labels named, one
-    of the photographs or the weights: its results would be read back as photographs or overwrite an input."""
+    of the photographs or the weights: its results would be read back as photographs or overwrite an input; and
+    one holding files that a run does not write there (OWN_FILES): it is a folder of something else."""
     folders = [("the input folder", Path(spec)) for spec in specs if spec is not None and Path(spec).is_dir()]
     photographs = [("the photograph", path) for path in images]
     refuse_overlap(
@@ -114,6 +120,14 @@ def check_apart(out_dir: Path, specs: list[str], images: list[Path], weights: Pa
         "-o",
         "write the results into a folder of their own, apart from the photographs, masks, labels and weights",
     )
+    names = [path.name for path in out_dir.iterdir()] if out_dir.is_dir() else []
+    foreign = sorted(name for name in names if not OWN_FILES.fullmatch(name))
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise UserError(
+            f"-o {out_dir} holds {foreign[0]}{more}, which run_prediction.py does not write; write the results into "
+            "a new folder, or into one of earlier results"
+        )
 
 
 def summary_files(out_dir: Path) -> list[Path]:

@@ -126,6 +126,9 @@ COMMAND_LINES = {
     "prediction: -o a photograph": predicting("photos", "-o", "photos/p0.png"),
     "prediction: -o containing the inputs": predicting("photos/p0.png", "-o", "."),
     "prediction: -o an existing file": predicting("photos", "-o", "notes.txt"),
+    "prediction: -o a folder of something else": predicting(
+        "photos", "-o", "docs", setup=write("docs/p0_vessels.txt", "the team's own"), outputs=()
+    ),
     "prediction: -o the weights": predicting("photos", "-o", "w.weights.h5", "--weights", "w.weights.h5"),
     "prediction: -o a name too long": predicting("photos", "-o", "o" * 300, outputs=("o" * 300,)),
     "prediction: input missing": predicting("nowhere", "-o", "out"),

@@ -166,6 +166,26 @@ def test_an_output_folder_among_the_inputs_is_refused(tmp_path, capsys, monkeypa
 
 
 @pytest.mark.usefixtures("stand_in")
+def test_an_output_folder_of_something_else_is_refused(tmp_path, capsys):
+    """-o into a folder holding files a run does not write (a team's notes, other results): refused before any
+    work, nothing written there; a folder of earlier results, with a temporary file of a killed run, is used."""
+    write_photos(tmp_path / "in", 2)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").write_text("the team's notes")
+    (tmp_path / "docs" / "old").mkdir()
+    before = files_of(tmp_path)
+    result = predicting(tmp_path, capsys, tmp_path / "in", "-o", tmp_path / "docs")
+    assert_user_error(result, f"-o {tmp_path / 'docs'} holds notes.txt and 1 more, which run_prediction.py does not "
+                      "write; write the results into a new folder")  # fmt: skip
+    assert files_of(tmp_path) == before
+    out = tmp_path / "out"
+    assert predicting(tmp_path, capsys, tmp_path / "in", "-o", out).returncode == 0
+    (out / ".p0_vessels.png.x1y2.png").write_bytes(b"left by kill -9")
+    assert predicting(tmp_path, capsys, tmp_path / "in", "-o", out, "--overwrite").returncode == 0
+    assert len(read_summary(out)) == 2
+
+
+@pytest.mark.usefixtures("stand_in")
 def test_outputs_are_never_read_back_as_photographs(tmp_path, capsys):
     write_photos(tmp_path / "in", 2)
     for _ in range(2):
