@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lib.errors import UserError
 from lib.files import companion, expand, index_files, unique_files
-from lib.folders import refuse_overlap
+from lib.folders import check_own_csv, refuse_overlap
 from lib.imageio import read_binary, write_csv
 from lib.progress import progress
 from src.cli import Parser, run_cli
@@ -77,6 +77,7 @@ def main(argv=None) -> int:
     masks = None if args.masks is None else index_files(args.masks)
     given = [*maps, *(path for paths in (masks or {}).values() for path in paths)]
     refuse_overlap(args.output, [("the input", path) for path in given], "-o", "write the CSV to a file of its own")
+    check_own_csv(args.output, ("image", *COLUMNS), "-o", "run_measurements.py")
     measured = []
     for path in progress(maps, "measured"):
         try:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from lib.errors import UserError
-from lib.imageio import folder_for
+from lib.imageio import folder_for, read_csv
 from lib.lock import InUseError, held
 
 
@@ -90,4 +90,18 @@ def check_data_apart(path_local, folder) -> None:
             f"{folder}/ is also [data paths] path_local, and --overwrite moves the files of the experiment folder "
             "aside, the prepared HDF5 files with them; set path_local to a folder of its own and move the .hdf5 "
             "files there (or re-run the prepare script)"
+        )
+
+
+def check_own_csv(path, columns: tuple[str, ...], option: str, script: str) -> None:
+    """Refuse, before any work, an output CSV ``path`` that exists and is not one that ``script`` writes (its
+    ``columns``): another file of the user's would be written over."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    rows = read_csv(path)  # a file that is no CSV is a UserError naming it
+    if rows and set(rows[0]) != set(columns):
+        raise UserError(
+            f"{option} {path} is a CSV that {script} did not write (columns {', '.join(map(str, rows[0]))[:60]}); "
+            "write to a new file, or move that one away"
         )

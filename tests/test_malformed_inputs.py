@@ -144,6 +144,14 @@ COMMAND_LINES = {
     "measurements: map missing": Case("run_measurements.py", ("nowhere.png", "-o", "m.csv"), outputs=("m.csv",)),
     "measurements: -o the map": Case("run_measurements.py", ("photos/p0.png", "-o", "photos/p0.png")),
     "measurements: -o a folder": Case("run_measurements.py", ("photos/p0.png", "-o", "empty")),
+    "measurements: -o a CSV of the team's": Case(
+        "run_measurements.py",
+        ("maps/a.png", "-o", "team.csv"),
+        both(
+            write("maps/a.png", image_bytes(np.where(np.eye(64, dtype=bool), 255, 0).astype(np.uint8))),
+            write("team.csv", "patient;age\r\n17;54\r\n"),
+        ),
+    ),
     "measurements: a photograph, not a map": Case("run_measurements.py", ("photos", "-o", "m.csv"), outputs=("m.csv",)),
     "measurements: an empty file": Case(
         "run_measurements.py", ("maps/a.png", "-o", "m.csv"), write("maps/a.png", b""), outputs=("m.csv",)

@@ -201,6 +201,19 @@ def test_measurements_written_over_their_map_are_refused(tmp_path):
     assert files_of(tmp_path) == before
 
 
+def test_measurements_written_over_another_csv_are_refused(tmp_path):
+    """-o naming a CSV of the team's (not one run_measurements.py wrote): refused before measuring, unchanged; its
+    own CSV of an earlier run is written again."""
+    save(tmp_path / "map.png", np.where(np.eye(64, dtype=bool), 255, 0).astype(np.uint8))
+    (tmp_path / "cohort.csv").write_text("patient,age\n17,54\n")
+    before = files_of(tmp_path)
+    result = run_script("run_measurements.py", "map.png", "-o", "cohort.csv", cwd=tmp_path)
+    assert_user_error(result, "-o cohort.csv is a CSV that run_measurements.py did not write (columns patient, age)")
+    assert files_of(tmp_path) == before
+    for _ in range(2):
+        assert_ok(run_script("run_measurements.py", "map.png", "-o", "m.csv", cwd=tmp_path))
+
+
 def test_an_export_over_its_weights_is_refused(tmp_path, capsys):
     weights = tmp_path / "w.weights.h5"
     weights.write_bytes(b"the weights, not read: refused before")
