@@ -488,3 +488,32 @@ def test_a_damaged_history_does_not_stop_a_resume(base, tmp_path, capsys):
     write_config(folder, {"training settings": {"N_epochs": "2"}, "experiment name": {"name": "fresh"}})
     assert_ok(run_in_process("run_training.py", "--resume", cwd=folder, capsys=capsys))
     assert (folder / "fresh" / "fresh_last.weights.h5").is_file()
+
+
+@pytest.mark.parametrize(
+    ("images", "name", "relation"),
+    [
+        ("photos", "photos", "is the photographs' folder photos"),
+        ("cam/*.png", "cam", "is the photographs' folder cam"),
+        ("cam/photos", "cam", "contains the photographs' folder cam/photos"),
+    ],
+)
+def test_a_fine_tuning_into_its_photographs_folder_is_refused(tmp_path, capsys, images, name, relation):
+    """run_finetune.py photos/ --name photos: the training's curves and pictures would land among the photographs
+    (and be read as photographs by the next run), --overwrite would move the photographs aside."""
+    from test_finetune import tiny_finetune_config, write_photographs
+
+    photos, labels = write_photographs(tmp_path, 2)
+    if images != "photos":
+        (tmp_path / "cam").mkdir()
+        photos.rename(tmp_path / "cam" / "photos" if images == "cam/photos" else tmp_path / "cam" / "x")
+        if images == "cam/*.png":
+            for path in (tmp_path / "cam" / "x").iterdir():
+                path.rename(tmp_path / "cam" / path.name)
+            (tmp_path / "cam" / "x").rmdir()
+    config = tiny_finetune_config(tmp_path)
+    before = files_of(tmp_path)
+    result = run_in_process("run_finetune.py", images, "--labels", labels, "--config", config, "--name", name,
+                            cwd=tmp_path, capsys=capsys)  # fmt: skip
+    assert_user_error(result, f"the experiment folder {name} {relation}", "fine-tune under another name")
+    assert files_of(tmp_path) == before
