@@ -181,6 +181,12 @@ COMMAND_LINES = {
     "training: configuration empty": Case("run_training.py", ("--config", "c.txt"), write("c.txt", b"")),
     "training: resume and overwrite": Case("run_training.py", ("--resume", "--overwrite")),
     "training: unknown option": Case("run_training.py", ("--epochs", "3")),
+    "finetune: photographs without labels": Case("run_finetune.py", ("photos",)),
+    "finetune: masks alone": Case("run_finetune.py", ("--masks", "photos")),
+    "finetune: configuration missing": Case("run_finetune.py", ("photos", "--labels", "photos", "--config", "x.txt")),
+    "finetune: into its photographs' folder": Case(
+        "run_finetune.py", ("photos", "--labels", "photos", "--config", "configuration.txt", "--name", "photos")
+    ),
     "testing: configuration missing": Case("run_testing.py", ("--config", "nowhere.txt")),
     "testing: weights missing": Case("run_testing.py", ("--weights", "none.weights.h5")),
     "stare: folds not ids": Case("run_stare_leave_one_out.py", ("--config", "configuration.txt", "--folds", "x1")),
