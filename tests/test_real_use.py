@@ -44,6 +44,18 @@ def run_main(main, argv, capsys) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(argv, code, captured.out, captured.err)
 
 
+def measuring(folder, capsys, *arguments):
+    """run_measurements.py ``arguments`` from ``folder``, in this process (scikit-image stays loaded)."""
+    import run_measurements
+
+    saved = os.getcwd()
+    os.chdir(folder)
+    try:
+        return run_main(run_measurements.main, [*map(str, arguments)], capsys)
+    finally:
+        os.chdir(saved)
+
+
 def predicting(tmp_path, capsys, *arguments):
     """run_prediction.py with the stand-in network at a small scale, in this process."""
     return run_main(run_prediction.main, [*map(str, arguments), *SMALL], capsys)
@@ -193,25 +205,25 @@ def test_outputs_are_never_read_back_as_photographs(tmp_path, capsys):
     assert len(read_summary(tmp_path / "out")) == 2
 
 
-def test_measurements_written_over_their_map_are_refused(tmp_path):
+def test_measurements_written_over_their_map_are_refused(tmp_path, capsys):
     map_file = save(tmp_path / "map.png", np.where(np.eye(64, dtype=bool), 255, 0).astype(np.uint8))
     before = files_of(tmp_path)
-    assert_user_error(run_script("run_measurements.py", map_file, "-o", map_file, cwd=tmp_path),
+    assert_user_error(measuring(tmp_path, capsys, map_file, "-o", map_file),
                       "-o", "is the input", "map.png", "a file of its own")  # fmt: skip
     assert files_of(tmp_path) == before
 
 
-def test_measurements_written_over_another_csv_are_refused(tmp_path):
+def test_measurements_written_over_another_csv_are_refused(tmp_path, capsys):
     """-o naming a CSV of the team's (not one run_measurements.py wrote): refused before measuring, unchanged; its
     own CSV of an earlier run is written again."""
     save(tmp_path / "map.png", np.where(np.eye(64, dtype=bool), 255, 0).astype(np.uint8))
     (tmp_path / "cohort.csv").write_text("patient,age\n17,54\n")
     before = files_of(tmp_path)
-    result = run_script("run_measurements.py", "map.png", "-o", "cohort.csv", cwd=tmp_path)
+    result = measuring(tmp_path, capsys, "map.png", "-o", "cohort.csv")
     assert_user_error(result, "-o cohort.csv is a CSV that run_measurements.py did not write (columns patient, age)")
     assert files_of(tmp_path) == before
     for _ in range(2):
-        assert_ok(run_script("run_measurements.py", "map.png", "-o", "m.csv", cwd=tmp_path))
+        assert_ok(measuring(tmp_path, capsys, "map.png", "-o", "m.csv"))
 
 
 def test_an_export_over_its_weights_is_refused(tmp_path, capsys):
@@ -369,7 +381,7 @@ def test_16bit_labels_are_read_by_value_not_cut_to_8_bits(tmp_path, name):
     assert read_binary(tmp_path / name).min() == 255
 
 
-def test_a_16bit_map_is_measured_as_its_8bit_copy(tmp_path):
+def test_a_16bit_map_is_measured_as_its_8bit_copy(tmp_path, capsys):
     from PIL import Image
 
     vessels = np.zeros((96, 96), np.uint8)
@@ -377,12 +389,12 @@ def test_a_16bit_map_is_measured_as_its_8bit_copy(tmp_path):
     vessels[5:90, 60:63] = 255
     save(tmp_path / "eight.png", vessels)
     Image.fromarray(vessels.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")
-    result = run_script("run_measurements.py", "eight.png", "sixteen.png", "-o", "m.csv", cwd=tmp_path)
+    result = measuring(tmp_path, capsys, "eight.png", "sixteen.png", "-o", "m.csv")
     assert_ok(result)
     eight, sixteen = read_summary_file(tmp_path / "m.csv")
     assert {**eight, "image": ""} == {**sixteen, "image": ""}
     write_16bit(tmp_path / "sixteen.png", (0, 20000, 65535))
-    assert_user_error(run_script("run_measurements.py", "sixteen.png", "-o", "n.csv", cwd=tmp_path), "3 levels")
+    assert_user_error(measuring(tmp_path, capsys, "sixteen.png", "-o", "n.csv"), "3 levels")
     assert not (tmp_path / "n.csv").exists()
 
 
