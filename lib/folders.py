@@ -82,6 +82,17 @@ def refuse_overlap(output, inputs, option: str, fix: str) -> None:
             raise UserError(f"{option} {output} {relation} {what} {path}; {fix}")
 
 
+def check_download_apart(path_local, download, what: str) -> None:
+    """Refuse, before reading it, a ``path_local`` (where the prepare scripts write) that is, is inside or contains
+    the ``download`` folder they read (``what``: DRIVE, STARE): the prepared files would mix with the dataset."""
+    refuse_overlap(
+        path_local,
+        [(f"the {what} folder", download)],
+        "[data paths] path_local",
+        "prepare into a folder of its own (e.g. ./DRIVE_datasets_training_testing/)",
+    )
+
+
 def check_data_apart(path_local, folder) -> None:
     """Refuse to start a training over (--overwrite, which moves the experiment folder's files aside) in a folder
     that is also ``path_local``: the prepared HDF5 files would move away with the earlier training's files."""

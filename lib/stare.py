@@ -16,7 +16,7 @@ import numpy as np
 from lib.config import STARE_ID, DataPaths, LeaveOneOut
 from lib.datasets import write_hdf5
 from lib.errors import UserError
-from lib.folders import in_use
+from lib.folders import check_download_apart, in_use
 from lib.fov import detect_fov, fov_stats
 from lib.imageio import atomic_group, read_binary, read_rgb, write_png, write_text
 from lib.reports import PER_IMAGE_METRICS, RATES
@@ -191,6 +191,7 @@ def prepare(data: DataPaths, root) -> dict:
 
     Returns the arrays (as ``read_stare``), ``written`` (the paths) and ``fov`` (lib.fov.fov_stats per image).
     """
+    check_download_apart(data.path_local, root, "STARE")
     arrays = read_stare(root)
     written = [data.file(config_key) for config_key in OUTPUTS.values()]
     written += [data.path_local / IDS_FILE, data.path_local / PREVIEW_FILE]

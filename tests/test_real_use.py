@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import REPO, assert_ok, assert_user_error, run_script
+from helpers import REPO, assert_ok, assert_user_error, make_config, run_script
 from test_reliability import Case, files_of, prepare_case, run_in_process, write_base, write_config
 from test_run_prediction import SMALL, read_summary, read_summary_file, save, stand_in, write_photos  # noqa: F401
 
@@ -529,3 +529,28 @@ def test_a_fine_tuning_into_its_photographs_folder_is_refused(tmp_path, capsys, 
                             cwd=tmp_path, capsys=capsys)  # fmt: skip
     assert_user_error(result, f"the experiment folder {name} {relation}", "fine-tune under another name")
     assert files_of(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("path_local", "shown"),
+    [("./DRIVE/", "DRIVE is"), ("./DRIVE/prepared/", "DRIVE/prepared is inside"), ("./", ". contains")],
+)
+def test_prepared_files_are_not_written_into_the_download(base, tmp_path, capsys, path_local, shown):
+    folder = prepare_case(base, tmp_path / "run", Case("", "prepare_datasets_DRIVE.py"))
+    write_config(folder, {"data paths": {"path_local": path_local}})
+    before = files_of(folder)
+    result = run_in_process("prepare_datasets_DRIVE.py", cwd=folder, capsys=capsys)
+    assert_user_error(result, f"[data paths] path_local {shown} the DRIVE folder DRIVE",
+                      "prepare into a folder of its own")  # fmt: skip
+    assert files_of(folder) == before
+
+
+def test_stare_is_not_prepared_into_its_download(tmp_path):
+    from lib import stare
+    from lib.config import load_config
+
+    config = make_config(tmp_path, {"data paths": {"path_local": tmp_path / "STARE" / "prepared"}},
+                         base=REPO / stare.CONFIG_FILE)  # fmt: skip
+    with pytest.raises(UserError, match=r"path_local .*/STARE/prepared is inside the STARE folder .*/STARE; prepare"):
+        stare.prepare(load_config(config).data, tmp_path / "STARE")
+    assert not (tmp_path / "STARE").exists()
