@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from lib.datasets import read_drive_split, write_hdf5
+from lib.folders import check_download_apart
 from lib.imageio import atomic_group
 from src import cli
 
@@ -15,6 +16,7 @@ def main():
     args = arguments.parse_args()
     config = cli.config_from(args)
     root = args.drive or config.data.drive_folder
+    check_download_apart(config.data.path_local, root, "DRIVE")
     outputs = {
         "training": {
             "imgs": "train_imgs_original",

@@ -3,8 +3,8 @@
 import argparse
 from pathlib import Path
 
-from lib.errors import UserError
-from src.cli import add_model_options, run_cli, weights_from
+from lib.folders import refuse_overlap
+from src.cli import Parser, add_model_options, run_cli, weights_from
 
 FORMATS = ("savedmodel", "tflite", "onnx")  # the keys of src.export.FORMATS, listed here so --help needs no TensorFlow
 EPILOG = """\
@@ -23,15 +23,10 @@ examples:
 """
 
 
-class Parser(argparse.ArgumentParser):
-    """Bad arguments are one ``error:`` line and exit status 1, as every other bad input (run_cli)."""
-
-    def error(self, message):
-        raise UserError(f"{message}; see python run_export.py --help")
-
-
 def parser() -> argparse.ArgumentParser:
-    result = Parser(description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    result = Parser(
+        prog="run_export.py", description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     result.add_argument("--format", required=True, choices=FORMATS, help="what to write")
     result.add_argument("-o", "--output", required=True, type=Path, help="the file to write (a folder for savedmodel)")
     add_model_options(result, "exported")
@@ -40,9 +35,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     args = parser().parse_args(argv)
+    weights = weights_from(args)
+    refuse_overlap(args.output, [("the weights", weights)], "-o", "write the export to a path of its own")
     from src.export import export  # imports TensorFlow: only once the arguments are known to be good
 
-    verification = export(weights_from(args), args.format, args.output)
+    verification = export(weights, args.format, args.output)
     print(f"wrote {args.output} ({args.format}); {verification}")
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from lib.errors import UserError
 from lib.files import companion, expand, index_files, unique_files
+from lib.folders import check_own_csv, refuse_overlap
 from lib.imageio import read_binary, write_csv
 from lib.progress import progress
-from src.cli import run_cli
+from src.cli import Parser, run_cli
 
 EPILOG = """\
 Writes one CSV row per map: image (its path), vessel_density, skeleton_length, mean_width,
@@ -22,10 +23,10 @@ examples:
   python run_measurements.py DRIVE/test/1st_manual --masks DRIVE/test/mask -o drive.csv
   python run_measurements.py "predictions/*_vessels.png" --masks "predictions/*_fov.png"
 """
+
+
 def parser() -> argparse.ArgumentParser:
-    result = argparse.ArgumentParser(
-        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    result = Parser(description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     result.add_argument(
         "maps",
         nargs="+",
@@ -74,6 +75,9 @@ def main(argv=None) -> int:
             failures += 1
     maps = unique_files(maps)
     masks = None if args.masks is None else index_files(args.masks)
+    given = [*maps, *(path for paths in (masks or {}).values() for path in paths)]
+    refuse_overlap(args.output, [("the input", path) for path in given], "-o", "write the CSV to a file of its own")
+    check_own_csv(args.output, ("image", *COLUMNS), "-o", "run_measurements.py")
     measured = []
     for path in progress(maps, "measured"):
         try:

@@ -8,8 +8,8 @@ from lib.experiment import Experiment
 from lib.inference import PUBLISHED_PATCH_HW, Inference
 from lib.metrics import THRESHOLD
 from lib.rescale import DRIVE_FOV_DIAMETER, MAX_UPSCALE, RESCALE_TOLERANCE
-from lib.run_folder import OUTPUTS, SETTINGS, SUMMARY, Shard, merge_summaries, parse_outputs
-from src.cli import add_model_options, run_cli, weights_from
+from lib.run_folder import OUTPUTS, SETTINGS, SUMMARY, Shard, merge_summaries, merging, parse_outputs, writing
+from src.cli import Parser, add_model_options, run_cli, weights_from
 
 EPILOG = f"""\
 Writes per image <id>_probability.png (8-bit), <id>_vessels.png (probability >= threshold),
@@ -41,9 +41,7 @@ def bounded(kind, low, high):
 
 
 def parser() -> argparse.ArgumentParser:
-    result = argparse.ArgumentParser(
-        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    result = Parser(description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     result.add_argument(
         "images",
         nargs="*",
@@ -119,13 +117,23 @@ def main(argv=None) -> int:
     if args.merge:
         if args.images:
             arguments.error("--merge takes no images: it merges the summary parts already in -o")
-        summary, count, missing = merge_summaries(args.output)
-        print(f"{count} rows merged into {summary}" + "".join(f"; {part} not found" for part in missing))
+        with merging(args.output):
+            summary, count, missing = merge_summaries(args.output)
+        print(f"{count} rows merged into {summary}")
+        if missing:  # exit 1 with one error line, as every incomplete result
+            print(f"error: {summary} is incomplete: {'; '.join(missing)}; run those parts (--shard K/N), then --merge "
+                  "again", file=sys.stderr)  # fmt: skip
         return 1 if missing else 0
     if not args.images:
         arguments.error("the following arguments are required: images (or --merge)")
     outputs = parse_outputs(args.outputs)
     shard = None if args.shard is None else Shard.parse(args.shard)
+    with writing(args.output, shard):  # a second run writing the same summary is refused before TensorFlow loads
+        return segment_as_told(args, outputs, shard)
+
+
+def segment_as_told(args, outputs: tuple[str, ...], shard: Shard | None) -> int:
+    """Segment the images as ``args`` say, into the output folder held for this run; 1 when any input failed."""
     from lib.photographs import Options
     from src.segment import segment  # imported once the arguments are known to be valid
 

@@ -2,7 +2,6 @@
 out; or, with --cross-dataset, a DRIVE-trained model tested on every STARE image; or, with --compare, the
 committed results of several variants side by side."""
 
-import json
 from pathlib import Path
 
 from lib import stare
@@ -21,7 +20,7 @@ def compare(configs: list[Path]) -> str:
         summary_file = LeaveOneOutResults(require_leave_one_out(config).results_folder).summary
         if not summary_file.is_file():
             raise UserError(f"{summary_file}: not found; run python run_stare_leave_one_out.py --config {path} first")
-        summaries[config.name] = json.loads(summary_file.read_text())
+        summaries[config.name] = stare.read_variant_summary(summary_file, path)
     return stare_variants_markdown(summaries)
 
 
@@ -66,21 +65,22 @@ def main():
     from src.cross_dataset import run_cross_dataset
     from src.leave_one_out import run_leave_one_out
 
-    if args.cross_dataset:
-        summary = run_cross_dataset(config, settings, args.weights, args.patches)
-        print(
-            f"DRIVE-trained {args.weights} on {summary['images']} STARE images: AUC ROC "
-            f"{summary['auc_roc_mean']:.4f} +- {summary['auc_roc_std']:.4f} per image, "
-            f"{summary['pooled']['auc_roc']:.4f} pooled"
-        )
-    else:
-        summary = run_leave_one_out(config, settings, folds, args.overwrite)
-        if summary["folds"]:
-            std = "" if summary["auc_roc_std"] is None else f" +- {summary['auc_roc_std']:.4f}"
+    with stare.results_in_use(settings):
+        if args.cross_dataset:
+            summary = run_cross_dataset(config, settings, args.weights, args.patches)
             print(
-                f"leave-one-out, {summary['folds']} of {summary['images']} folds: AUC ROC "
-                f"{summary['auc_roc_mean']:.4f}{std} per image, {summary['pooled']['auc_roc']:.4f} pooled"
+                f"DRIVE-trained {args.weights} on {summary['images']} STARE images: AUC ROC "
+                f"{summary['auc_roc_mean']:.4f} +- {summary['auc_roc_std']:.4f} per image, "
+                f"{summary['pooled']['auc_roc']:.4f} pooled"
             )
+        else:
+            summary = run_leave_one_out(config, settings, folds, args.overwrite)
+            if summary["folds"]:
+                std = "" if summary["auc_roc_std"] is None else f" +- {summary['auc_roc_std']:.4f}"
+                print(
+                    f"leave-one-out, {summary['folds']} of {summary['images']} folds: AUC ROC "
+                    f"{summary['auc_roc_mean']:.4f}{std} per image, {summary['pooled']['auc_roc']:.4f} pooled"
+                )
     human = summary["second_observer"]
     print(
         f"second observer vs ground truth: accuracy {human['accuracy']:.4f}  sensitivity {human['sensitivity']:.4f}  "

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from lib.errors import UserError
+from lib.textfiles import read_text
 
 BASE_SECTION, BASE_KEY = "based on", "file"
 
@@ -37,11 +38,9 @@ def _parse(text: str, path: Path, case_sensitive: bool = False) -> configparser.
 
 
 def _text(path: Path) -> str:
-    """The file's text, as some editors write it too (a UTF-8 byte order mark)."""
+    """The file's text, as editors write it too (a UTF-8 byte order mark, another encoding: lib.textfiles)."""
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path}: not a valid INI file ({error}); compare it with configuration.txt") from None
+        return read_text(path)
     except OSError as error:
         raise UserError(f"{path}: cannot read it ({error.strerror or error}); fix its permissions") from None
 

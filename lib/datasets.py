@@ -1,5 +1,6 @@
 """DRIVE reading and the HDF5 files the pipeline exchanges (dataset key ``image``, channels first)."""
 
+import errno
 import io
 import re
 from pathlib import Path
@@ -101,14 +102,24 @@ def load_hdf5(path, channels: int | None = None) -> np.ndarray:
     # A corrupt file fails inside HDF5's C library, which h5py reports as OSError, KeyError,
     # RuntimeError or ValueError depending on where the damage is.
     except (OSError, KeyError, RuntimeError, ValueError, TypeError) as error:
+        if getattr(error, "errno", None) in (errno.EACCES, errno.EPERM) or "Permission denied" in str(error):
+            # the data is fine: nothing to delete or prepare again
+            raise UserError(f"{path}: cannot read it (permission denied); fix its permissions (chmod u+r)") from None
         reason = str(error).strip("'\"").splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"{path}: unreadable HDF5 ({reason}); delete it and re-run the prepare script") from None
     if array.ndim != 4 or (channels is not None and array.shape[1] != channels):
         expected = f"(N, {channels}, H, W)" if channels else "(N, C, H, W)"
         raise UserError(f"{path}: shape {array.shape} is not {expected}; delete it and re-run the prepare script")
+    if array.shape[0] == 0:
+        raise UserError(f"{path}: holds no images (shape {array.shape}); re-run the prepare script on the dataset")
     if array.dtype.kind not in "uif" or (array.dtype.kind == "f" and not np.isfinite(array).all()):
         what = "NaN or infinite values" if array.dtype.kind == "f" else f"values of type {array.dtype}"
         raise UserError(f"{path}: holds {what}, not pixel values; delete it and re-run the prepare script")
+    if array.dtype.kind == "i" and array.min() < 0:
+        raise UserError(
+            f"{path}: holds negative values (type {array.dtype}, down to {array.min()}), not pixel values; "
+            "re-run the prepare script"
+        )
     return array
 
 

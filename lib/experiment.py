@@ -7,15 +7,14 @@ with ``training_state.json``, the threshold chosen for the best weights ``<name>
 history, the logs and the test results, and ``training.lock`` while a training runs in it.
 """
 
-import csv
 import dataclasses
 import json
 import math
 from pathlib import Path
 
 from lib.errors import UserError
-from lib.files import file_id
 from lib.imageio import read_csv, write_csv, write_text
+from lib.textfiles import read_text
 
 WEIGHTS_SUFFIX = ".weights.h5"  # Keras 3 insists on it
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +22,12 @@ REFERENCE_MODEL = REPO / "test"  # the published protocol's DRIVE model
 PHOTOGRAPH_MODEL = REPO / "robust"  # the model for photographs of any camera, run_prediction.py's default
 SHIPPED_MODELS = (REFERENCE_MODEL.name, PHOTOGRAPH_MODEL.name)  # their folders hold the reference results
 SUMMARY_FILE = "summary.json"  # the pooled results of a STARE leave-one-out or cross-dataset test
+
+
+def weights_name(weights) -> str:
+    """What results of other weights are named after: the file name before its first dot, leading dots skipped
+    (``.weights.h5`` gives ``weights``, never a name that is empty or the experiment folder itself)."""
+    return Path(weights).name.lstrip(".").split(".")[0] or "weights"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +82,7 @@ class Experiment:
         if not self.state_file.is_file():
             return None
         try:
-            state = json.loads(self.state_file.read_text())
+            state = json.loads(read_text(self.state_file))
             return TrainingState(int(state["epochs_done"]), float(state["best_val_loss"]))
         except (OSError, ValueError, KeyError, TypeError):
             raise UserError(
@@ -92,16 +97,21 @@ class Experiment:
         """The history's columns (``epoch``, ``loss``, ``val_loss``, ...), one value per finished epoch; a value
         missing from a row (empty, or "NA" in histories Keras' CSVLogger wrote) is NaN. Empty before the first
         epoch."""
-        if not self.history.is_file():
-            return {}
-        with open(self.history, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        return {key: [_number(row[key]) for row in rows] for key in (rows[0] if rows else {})}
+        rows = self._history_rows()
+        return {key: [_number(row.get(key)) for row in rows] for key in (rows[0] if rows else {})}
+
+    def _history_rows(self) -> list[dict]:
+        """The history's rows of finished epochs (``epoch`` a number); a damaged history reads as none."""
+        try:
+            rows = read_csv(self.history)
+        except UserError:
+            return []
+        return [row for row in rows if str(row.get("epoch", "")).isdigit()]
 
     def write_history(self, epoch: int, logs: dict) -> None:
         """Rewrite the history with the rows of the epochs before ``epoch`` (counted from 0) and this one's: written
         whole with the epoch's other files, it never holds a row of an epoch the state does not count."""
-        rows = [row for row in read_csv(self.history) if row.get("epoch", "").isdigit() and int(row["epoch"]) < epoch]
+        rows = [row for row in self._history_rows() if int(row["epoch"]) < epoch]
         rows.append({"epoch": epoch, **logs})
         keys = {key for row in rows for key in row} - {"epoch"}
         write_csv(self.history, rows, ("epoch", *sorted(keys)))
@@ -117,23 +127,21 @@ class Experiment:
 
     def best_epoch(self) -> int | None:
         """The epoch (from 1) of the lowest validation loss in the history: the best weights'; None without one."""
-        if not self.history.is_file():
-            return None
-        with open(self.history, newline="") as handle:
-            rows = [row for row in csv.DictReader(handle) if row.get("val_loss")]
+        rows = [row for row in self._history_rows() if not math.isnan(_number(row.get("val_loss")))]
         if not rows:
             return None
-        return int(min(rows, key=lambda row: float(row["val_loss"]))["epoch"]) + 1
+        return int(min(rows, key=lambda row: _number(row["val_loss"]))["epoch"]) + 1
 
     def read_threshold(self) -> dict | None:
         """The threshold stored for the best weights (``threshold`` and how it was chosen); None when there is none."""
         if not self.threshold_file.is_file():
             return None
         try:
-            record = json.loads(self.threshold_file.read_text())
-            if not 0 <= float(record["threshold"]) <= 1:
+            record = json.loads(read_text(self.threshold_file))
+            threshold = float(record["threshold"])  # also a number written as a string
+            if not 0 <= threshold <= 1:
                 raise ValueError("threshold out of range")
-            return record
+            return record | {"threshold": threshold}
         except (OSError, ValueError, KeyError, TypeError):
             raise UserError(
                 f"{self.threshold_file}: damaged threshold file; choose it again with "
@@ -170,7 +178,7 @@ class TestResults:
     @classmethod
     def of_weights(cls, experiment: "Experiment", weights: Path) -> "TestResults":
         """Where the test of weights other than the experiment's goes: ``<name>/<weights' id>/``."""
-        return cls(experiment.folder / file_id(Path(weights)), experiment.name)
+        return cls(experiment.folder / weights_name(weights), experiment.name)
 
     def grid(self, label: str) -> Path:
         return self.folder / f"all_{label}.png"
@@ -211,7 +219,7 @@ class CrossDatasetResults:
 
     @classmethod
     def of_weights(cls, results_folder: Path, weights: Path) -> "CrossDatasetResults":
-        return cls(results_folder / f"cross_dataset_{file_id(Path(weights))}")
+        return cls(results_folder / f"cross_dataset_{weights_name(weights)}")
 
     def picture(self, image_id: str) -> Path:
         return self.folder / f"{image_id}.png"

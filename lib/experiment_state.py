@@ -77,20 +77,21 @@ def starting_state(settings: TrainingSettings, experiment: Experiment, resume: b
             f"{start_over(folder)}"
         )
     if trained:
-        aside = set_aside(experiment)
+        aside = set_aside(experiment, keep=settings.source)
         print(f"note: the earlier files of {folder}/ were moved to {aside}/", flush=True)
     shutil.rmtree(experiment.tensorboard, ignore_errors=True)  # a fresh training starts a fresh dashboard
     return TrainingState()
 
 
-def set_aside(experiment: Experiment) -> Path:
+def set_aside(experiment: Experiment, keep: Path | None = None) -> Path:
     """Move an earlier training's files and TensorBoard folder into ``<folder>/replaced-<time>/``, so that
-    --overwrite loses nothing. The training log stays: this run appends to it."""
+    --overwrite loses nothing. The training log stays: this run appends to it; and so does ``keep``, the
+    configuration this run reads (``--config <folder>/configuration.txt``), which it still needs."""
     aside = experiment.folder / time.strftime("replaced-%Y%m%d-%H%M%S")
     aside.mkdir(exist_ok=True)
-    stay = (experiment.lock_file, experiment.training_log)
+    stay = {path.resolve() for path in (experiment.lock_file, experiment.training_log, keep) if path is not None}
     for path in experiment.folder.iterdir():
-        if (path.is_file() and path not in stay) or path == experiment.tensorboard:
+        if (path.is_file() and path.resolve() not in stay) or path == experiment.tensorboard:
             path.replace(aside / path.name)
     return aside
 

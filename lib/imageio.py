@@ -8,6 +8,7 @@ import errno
 import gzip
 import io
 import os
+import re
 import shutil
 import signal
 import struct
@@ -22,7 +23,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from lib.decoding import check_pixels, gray_values, too_large
 from lib.errors import DiskFullError, UserError
+from lib.textfiles import delimiter, read_text
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".ppm.gz", ".pgm.gz")
 
@@ -40,17 +43,19 @@ _HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def _open(path: Path) -> Image.Image:
     try:
-        data = path.read_bytes()
-        if path.name.lower().endswith(".gz"):
-            data = gzip.decompress(data)
-        # Pillow warns about damaged metadata and libtiff prints its complaints on the process's stderr:
-        # neither is for the user, who gets one error line if the image cannot be decoded.
-        with warnings.catch_warnings(), _native_stderr_silenced(data.startswith(_TIFF_SIGNATURES)):
-            warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
-            image.load()
-            ImageOps.exif_transpose(image, in_place=True)  # upright, as viewers show it (cameras store it sideways)
+        with _source(path) as source:
+            # Pillow warns about damaged metadata and libtiff prints its complaints on the process's stderr:
+            # neither is for the user, who gets one error line if the image cannot be decoded.
+            with warnings.catch_warnings(), _native_stderr_silenced(source.peek(4)[:4] in _TIFF_SIGNATURES):
+                warnings.simplefilter("ignore")
+                image = Image.open(source)
+                check_pixels(path, image.width, image.height)  # from the header, before anything is decoded
+                image.load()
+                ImageOps.exif_transpose(image, in_place=True)  # upright, as viewers show it (cameras store it sideways)
         return image
+    except Image.DecompressionBombError as error:  # a header beyond Pillow's own limit (twice MAX_IMAGE_PIXELS)
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        raise too_large(path, f"{int(pixels.group(1)) / 1e6:.0f} megapixels" if pixels else "its header") from None
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -62,6 +67,18 @@ def _open(path: Path) -> Image.Image:
     except _DECODING_ERRORS as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"{path}: not a readable image ({reason}); re-download or replace the file") from None
+
+
+@contextlib.contextmanager
+def _source(path: Path):
+    """The file's bytes to decode, as a buffered stream: a .gz file is decompressed as Pillow reads it, so only
+    what the image's header announces is ever held in memory (a small file may decompress to gigabytes)."""
+    if path.name.lower().endswith(".gz"):
+        with gzip.open(path, "rb") as stream, io.BufferedReader(stream) as source:
+            yield source
+    else:
+        with io.BufferedReader(io.BytesIO(path.read_bytes())) as source:
+            yield source
 
 
 @contextlib.contextmanager
@@ -101,11 +118,11 @@ def read_binary(path, what: str = "a label/mask", fix: str = "use the dataset's 
     it is above mid-gray. More than two levels is an error naming ``what`` the file should be and the ``fix``.
     """
     path = Path(path)
-    gray = np.asarray(_open(path).convert("L"), dtype=np.uint8)
+    gray, full = gray_values(path, _open(path))
     levels = np.unique(gray)
     if levels.size > 2:
         raise UserError(f"{path}: {what} must be binary (two gray levels), found {levels.size} levels; {fix}")
-    foreground = gray == levels.max() if levels.size == 2 else gray > 127
+    foreground = gray == levels.max() if levels.size == 2 else gray > full / 2
     return np.where(foreground, 255, 0).astype(np.uint8)
 
 
@@ -249,17 +266,25 @@ def _megabytes(count: int) -> str:
 
 
 @contextlib.contextmanager
-def atomic_folder(path, marker: str):
+def atomic_folder(path, marker: str, contents: tuple[str, ...] = ()):
     """``atomic_path`` for a folder: yield a temporary folder beside ``path``, which takes its place only if the
     block succeeds.
 
     A folder cannot be renamed over a non-empty one, so an earlier result at ``path`` (recognised by the file
-    ``marker`` in it) is moved aside and deleted once the new one is in place; any other file or folder there
-    is left alone and reported.
+    ``marker`` in it, and holding nothing but ``marker`` and ``contents``) is moved aside and deleted once the new
+    one is in place; any other file or folder there is left alone and reported.
     """
     path = Path(path)
     if path.exists() and not (path / marker).is_file():
         raise UserError(f"{path}: already exists and holds no {marker}; move it out of the way or choose another path")
+    foreign = (
+        sorted(entry.name for entry in path.iterdir() if entry.name not in (marker, *contents)) if path.exists() else []
+    )
+    if foreign:
+        raise UserError(
+            f"{path}: holds {foreign[0]}, which the export does not write, and the export replaces the whole folder; "
+            "move it out of the folder or choose another path"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -328,12 +353,15 @@ def write_csv(path, rows: list[dict], columns: tuple[str, ...]) -> None:
 
 
 def read_csv(path) -> list[dict]:
-    """The rows of a CSV written by ``write_csv``, as dicts of strings; [] when the file does not exist."""
+    """The rows of a CSV written by ``write_csv``, as dicts of strings, also once a spreadsheet saved it again
+    (``lib.textfiles``); [] when the file does not exist. A file that is no CSV is a UserError."""
     try:
-        with open(path, newline="") as handle:
-            return list(csv.DictReader(handle))
+        text = read_text(path)
+        return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter(text)))
     except FileNotFoundError:
         return []
+    except (csv.Error, IsADirectoryError, PermissionError) as error:
+        raise UserError(f"{path}: not a readable CSV ({error}); restore it, or move it away") from None
 
 
 def write_text(path, text: str) -> None:

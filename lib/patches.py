@@ -6,6 +6,8 @@ Images are channels-first (C, H, W) or batches (N, C, H, W), as in the published
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from lib.errors import UserError
+
 DRIVE_FOV_RADIUS = 270  # DRIVE's field of view is a disc of about 540 px (DRIVE documentation)
 
 
@@ -188,3 +190,15 @@ def kept_counts(
     rows, cols = kept.shape
     corners[: rows * stride_hw[0] : stride_hw[0], : cols * stride_hw[1] : stride_hw[1]] = kept
     return window_sums(np.pad(corners, ((patch_hw[0] - 1, 0), (patch_hw[1] - 1, 0))), patch_hw)
+
+
+def check_validation_labels(labels: np.ndarray, where: str) -> None:
+    """Refuse validation patches whose labels hold a single class: their F1, and the threshold chosen on them after
+    the first epoch, are undefined (patches from images without vessels, or too few of them)."""
+    vessel = int(np.count_nonzero(labels))
+    if labels.size and vessel in (0, labels.size):
+        what = "no vessel pixel" if vessel == 0 else "vessel pixels only"
+        raise UserError(
+            f"{where} the {len(labels)} validation patches hold {what}, so their F1 and the threshold chosen on them "
+            "are undefined; raise validation_split or N_subimgs, or check that the training labels mark the vessels"
+        )

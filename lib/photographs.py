@@ -24,12 +24,13 @@ from lib.metrics import THRESHOLD, evaluate_fov
 from lib.preprocessing import preprocess
 from lib.rendering import write_outputs
 from lib.rescale import DRIVE_FOV_DIAMETER, network_scale, resize
-from lib.run_folder import OUTPUTS
+from lib.run_folder import OUTPUTS, STAMP, file_stamp
 
 MIN_SIDE = PUBLISHED_PATCH_HW[0]  # smaller photographs (or network inputs) cannot hold one training patch
 DARK_LEVEL = 10  # a photograph with no pixel brighter than this (of 255) shows no retina
 METRICS = ("auc_roc", "f1", "accuracy", "sensitivity", "specificity")
 COLUMNS = ("image", "width", "height", "fov_pixels", "fov_diameter", "scale", *MEASUREMENTS, "warning", "seconds")
+COLUMNS += STAMP  # the photograph's size and time: one replaced under the same name is done again on a rerun
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +74,7 @@ def check_size(path: Path, array: np.ndarray, image: Path, shape: tuple[int, int
 def load_photograph(path: Path, mask_path: Path | None, label_path: Path | None, options: Options) -> Photograph:
     """Read a photograph, its FOV and label, and prepare the network's input; UserError on bad input."""
     start = time.perf_counter()
+    stamp = file_stamp(path)  # before the reading: a file replaced meanwhile is done again on the rerun
     rgb = read_rgb(path)
     height, width = rgb.shape[:2]
     if min(height, width) < MIN_SIDE:
@@ -107,6 +109,7 @@ def load_photograph(path: Path, mask_path: Path | None, label_path: Path | None,
         "fov_diameter": "" if diameter is None else f"{diameter:.1f}",
         "scale": f"{scale:.4f}",
         "warning": fov_warning(fov),
+        **stamp,
     }
     network_input = preprocess(network_rgb.transpose(2, 0, 1)[None])[0]
     return Photograph(path, rgb, fov > 0, network_input, label, row, time.perf_counter() - start)

@@ -5,6 +5,7 @@ A photograph is done when a summary row names it and each output file chosen exi
 the files, and every file is written atomically, so an interrupted run leaves nothing that looks done and is not.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -15,14 +16,23 @@ from pathlib import Path
 
 from lib.errors import UserError
 from lib.files import file_id
+from lib.folders import holder, in_use, refuse_overlap
 from lib.imageio import read_csv, write_csv, write_text
+from lib.shards import check_parts, write_record
+from lib.textfiles import read_text
 
 OUTPUTS = ("probability", "vessels", "overlay", "fov")
 SUMMARY = "summary.csv"
 SETTINGS = "settings.json"
 PART = re.compile(r"summary\.part-(\d+)-of-(\d+)\.csv")
+# What a run writes in its output folder (and the locks it holds there); a name starting with a dot is a temporary
+# file of an interrupted write, or the system's, and never written over
+OWN_FILES = re.compile(
+    rf"(summary\.csv|summary\.part-\d+-of-\d+\.(csv|json)|{SETTINGS})(\.lock)?|.+_({'|'.join(OUTPUTS)})\.png|\..*"
+)
 WEIGHTS_PATH = "weights"  # shown to the user; the weights' content is compared through WEIGHTS_DIGEST
 WEIGHTS_DIGEST = "weights_sha256"
+STAMP = ("file_bytes", "file_mtime_ns")  # the summary columns of a photograph's file_stamp
 
 
 def parse_outputs(text: str) -> tuple[str, ...]:
@@ -69,6 +79,57 @@ def summary_path(out_dir: Path, shard: Shard | None) -> Path:
     return out_dir / (SUMMARY if shard is None else f"summary.part-{shard.index}-of-{shard.count}.csv")
 
 
+def writing(out_dir: Path, shard: Shard | None):
+    """Hold ``out_dir`` for a run writing its summary (or shard part) there: a second run writing the same summary
+    file is refused while the first runs; the parts of a sharded run go on side by side."""
+    summary = summary_path(out_dir, shard)
+    return in_use(out_dir, lock_name(summary), "another run_prediction.py run", "choose another output folder (-o)")
+
+
+@contextlib.contextmanager
+def merging(out_dir: Path):
+    """Hold ``out_dir``'s summary.csv for a merge, refused while any run writes a summary part there."""
+    with writing(out_dir, None):
+        for part in summary_files(out_dir):
+            if PART.fullmatch(part.name) and (owner := holder(out_dir, lock_name(part))):
+                raise UserError(f"{part}: still being written ({owner}); merge once every part has finished")
+        yield
+
+
+def record_part(out_dir: Path, shard: Shard | None, images: list[Path], settings: dict) -> None:
+    """For a shard, record the whole list of photographs, its share and its settings for ``--merge``."""
+    if shard is not None:
+        settings = {key: value for key, value in settings.items() if key != WEIGHTS_PATH}
+        write_record(summary_path(out_dir, shard), images, shard.select(images), settings)
+
+
+def lock_name(summary: Path) -> str:
+    """The lock file held while ``summary`` is written."""
+    return f"{summary.name}.lock"
+
+
+def check_apart(out_dir: Path, specs: list[str], images: list[Path], weights: Path) -> None:
+    """Refuse an output folder that is, is inside or contains a folder of photographs, masks or labels named, one
+    of the photographs or the weights: its results would be read back as photographs or overwrite an input; and
+    one holding files that a run does not write there (OWN_FILES): it is a folder of something else."""
+    folders = [("the input folder", Path(spec)) for spec in specs if spec is not None and Path(spec).is_dir()]
+    photographs = [("the photograph", path) for path in images]
+    refuse_overlap(
+        out_dir,
+        [("the weights", weights), *folders, *photographs],
+        "-o",
+        "write the results into a folder of their own, apart from the photographs, masks, labels and weights",
+    )
+    names = [path.name for path in out_dir.iterdir()] if out_dir.is_dir() else []
+    foreign = sorted(name for name in names if not OWN_FILES.fullmatch(name))
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise UserError(
+            f"-o {out_dir} holds {foreign[0]}{more}, which run_prediction.py does not write; write the results into "
+            "a new folder, or into one of earlier results"
+        )
+
+
 def summary_files(out_dir: Path) -> list[Path]:
     """The summary and the summary parts in ``out_dir``."""
     if not out_dir.is_dir():
@@ -93,7 +154,7 @@ def write_settings(out_dir: Path, settings: dict) -> None:
 def read_settings(out_dir: Path) -> dict | None:
     """The settings recorded in ``out_dir`` (None when there are none); an unreadable file reads as {}."""
     try:
-        settings = json.loads((out_dir / SETTINGS).read_text())
+        settings = json.loads(read_text(out_dir / SETTINGS))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
@@ -104,9 +165,11 @@ def read_settings(out_dir: Path) -> dict | None:
 def settings_difference(out_dir: Path, settings: dict) -> str | None:
     """How the settings of the results already in ``out_dir`` differ from ``settings``, for one line:
     None when they are the same or the folder holds no results."""
+    if not summary_files(out_dir):  # no result yet (every photograph of the runs before failed): nothing to mix
+        return None
     stored = read_settings(out_dir)
     if stored is None:
-        return f"unknown settings (no {SETTINGS})" if summary_files(out_dir) else None
+        return f"unknown settings (no {SETTINGS})"
     if not stored:
         return f"unknown settings ({SETTINGS} unreadable)"
     for key, value in settings.items():
@@ -120,8 +183,15 @@ def settings_difference(out_dir: Path, settings: dict) -> str | None:
 
 
 def summary_rows(path: Path) -> dict[str, dict]:
-    """The rows of a summary file by photograph id (the file name before its first dot)."""
-    return {file_id(Path(row["image"])): row for row in read_csv(path) if row.get("image")}
+    """The rows of a summary file by photograph id (the file name before its first dot). A summary without an
+    ``image`` column (edited in a spreadsheet) is refused: rewritten, it would lose every row."""
+    rows = read_csv(path)
+    if rows and "image" not in rows[0]:
+        raise UserError(
+            f"{path}: no 'image' column (columns {', '.join(map(str, rows[0]))[:80]}); restore the file, or move it "
+            "away to start the summary afresh"
+        )
+    return {file_id(Path(row["image"])): row for row in rows if row.get("image")}
 
 
 class Summary:
@@ -144,12 +214,33 @@ class Summary:
 
 
 def is_done(row: dict | None, image: Path, out_dir: Path, outputs: tuple[str, ...]) -> bool:
-    """Whether ``row`` is the summary row of ``image`` and every output file of it exists."""
+    """Whether ``row`` is the summary row of ``image`` as it is now (not replaced since) and every output file of
+    it exists."""
     return (
         row is not None
         and same_file(row["image"], image)
+        and unchanged(row, image)
         and all(output_path(out_dir, file_id(image), kind).is_file() for kind in outputs)
     )
+
+
+def file_stamp(path: Path) -> dict:
+    """The size and modification time of a photograph, recorded in its row: a file replaced or edited under the same
+    name since has another (a hash of thousands of large photographs would cost more than their reading)."""
+    status = os.stat(path)
+    return dict(zip(STAMP, (str(status.st_size), str(status.st_mtime_ns)), strict=True))
+
+
+def unchanged(row: dict, image: Path) -> bool:
+    """Whether ``image`` is the file ``row`` was made from; a row without a stamp (of an earlier version) is
+    trusted."""
+    recorded = {key: row.get(key) for key in STAMP}
+    if not all(recorded.values()):
+        return True
+    try:
+        return file_stamp(image) == recorded
+    except OSError:
+        return False
 
 
 def same_file(first, second) -> bool:
@@ -181,10 +272,14 @@ def merged_rows(out_dir: Path) -> tuple[list[dict], list[str], list[str]]:
 
 def merge_summaries(out_dir: Path) -> tuple[Path, int, list[str]]:
     """Write ``summary.csv`` from the summary parts of ``out_dir`` (and an earlier summary.csv): the file, its
-    number of rows, and the parts missing (UserError when there are no parts)."""
+    number of rows, and what is missing: parts, and photographs of a part's share without a row (UserError when there
+    are no parts, or parts of different lists of photographs or settings)."""
     if not any(PART.fullmatch(path.name) for path in summary_files(out_dir)):
         raise UserError(f"{out_dir}: no summary parts (summary.part-K-of-N.csv) to merge; run with --shard K/N first")
     rows, columns, missing = merged_rows(out_dir)
+    parts = [path for path in summary_files(out_dir) if PART.fullmatch(path.name)]
+    missing = [f"{part} not found" for part in missing]
+    missing += check_parts(parts, {file_id(Path(row["image"])): row for row in rows})
     write_csv(out_dir / SUMMARY, rows, tuple(columns))
     return out_dir / SUMMARY, len(rows), missing
 

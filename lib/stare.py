@@ -6,18 +6,22 @@ It ships no FOV masks: as published, the FOV is found from the image colour (``l
 red-channel threshold from the image's own levels, largest component, holes filled, rim eroded).
 """
 
+import json
 import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from lib.config import STARE_ID, DataPaths
+from lib.config import STARE_ID, DataPaths, LeaveOneOut
 from lib.datasets import write_hdf5
 from lib.errors import UserError
+from lib.folders import check_download_apart, in_use
 from lib.fov import detect_fov, fov_stats
 from lib.imageio import atomic_group, read_binary, read_rgb, write_png, write_text
+from lib.reports import PER_IMAGE_METRICS, RATES
 from lib.test_set import ImageSet, load_test_set
+from lib.textfiles import read_json, read_text
 from lib.visualize import group_images
 
 CONFIG_FILE = "configurations/STARE.txt"
@@ -41,6 +45,66 @@ OUTPUTS = {
 }
 IDS_FILE = "STARE_dataset_ids.txt"  # in path_local: the image ids, in the order of the HDF5 files
 PREVIEW_FILE = "STARE_FOV_masks.png"  # in path_local: every image with its detected FOV outlined
+
+
+RESULT_KEYS = ("id", "mode", *PER_IMAGE_METRICS)  # what a fold's <id>_result.json must hold for the tables
+
+
+def read_fold_result(path: Path, image_id: str) -> dict:
+    """A fold's ``<id>_result.json``; ValueError saying what is wrong when it is none (null, a list, a key missing,
+    a metric that is no number, another fold's id): the fold is then run again."""
+    result = json.loads(read_text(path))
+    if not isinstance(result, dict):
+        raise ValueError(f"holds {type(result).__name__}, not a result")
+    missing = [key for key in RESULT_KEYS if key not in result]
+    if missing:
+        raise ValueError(f"{missing[0]} missing")
+    if result["id"] != image_id:
+        raise ValueError(f"it is the result of {result['id']!r}")
+    for key in PER_IMAGE_METRICS:
+        if not _is_number(result[key]):
+            raise ValueError(f"{key} is {result[key]!r}, not a number")
+    return result
+
+
+def read_variant_summary(path: Path, config) -> dict:
+    """A results folder's ``summary.json`` for --compare; UserError when it is not one (cut short, edited)."""
+    fix = f"run python run_stare_leave_one_out.py --config {config} again to rewrite it"
+    summary = read_json(path, fix)
+    problem = _summary_problem(summary)
+    if problem:
+        raise UserError(f"{path}: not a leave-one-out summary ({problem}); {fix}")
+    return summary
+
+
+def _summary_problem(summary) -> str | None:
+    """What keeps ``summary`` from the --compare table (None: nothing)."""
+    if not isinstance(summary, dict):
+        return f"holds {type(summary).__name__}"
+    kinds = {"folds": int, "images": int, "auc_roc_per_image": dict, "second_observer": dict, "pooled": dict}
+    for key, kind in kinds.items():
+        if not isinstance(summary.get(key, {}), kind) or key not in summary and key != "pooled":
+            return f"{key} is {summary.get(key)!r}"
+    numbers = {**summary["auc_roc_per_image"], **{key: summary["second_observer"].get(key) for key in RATES}}
+    shown = {key: summary.get(key) for key in ("auc_roc_mean", "auc_roc_std", "training_minutes_mean")}
+    shown |= {f"pooled {key}": summary.get("pooled", {}).get(key) for key in ("auc_roc", *RATES)}
+    wrong = [key for key, value in numbers.items() if not _is_number(value)]
+    wrong += [key for key, value in shown.items() if value is not None and not _is_number(value)]
+    return f"{wrong[0]} is {({**numbers, **shown})[wrong[0]]!r}, not a number" if wrong else None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def results_in_use(settings: LeaveOneOut):
+    """Hold the results folder for a run: a second run writing the same tables is refused while the first runs."""
+    return in_use(
+        settings.results_folder,
+        "run_stare_leave_one_out.lock",
+        "another run_stare_leave_one_out.py run",
+        "give this configuration its own [leave-one-out] results_folder",
+    )
 
 
 def _listing(root: Path, folder: str, pattern: str) -> dict[str, Path]:
@@ -128,6 +192,7 @@ def prepare(data: DataPaths, root) -> dict:
 
     Returns the arrays (as ``read_stare``), ``written`` (the paths) and ``fov`` (lib.fov.fov_stats per image).
     """
+    check_download_apart(data.path_local, root, "STARE")
     arrays = read_stare(root)
     written = [data.file(config_key) for config_key in OUTPUTS.values()]
     written += [data.path_local / IDS_FILE, data.path_local / PREVIEW_FILE]

@@ -13,10 +13,18 @@ from lib.errors import UserError
 from lib.experiment import PHOTOGRAPH_MODEL, Experiment
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad arguments are one ``error:`` line and exit status 1, as every other bad input (run_cli), not argparse's
+    usage and status 2."""
+
+    def error(self, message):
+        raise UserError(f"{message}; see python {self.prog} --help")
+
+
 def parser(description: str, config: str = "configuration.txt", name: bool = False) -> argparse.ArgumentParser:
     """An argument parser with the common ``--config`` option (default ``./<config>``) and, with ``name``,
     ``--name`` (another experiment name than the configuration's)."""
-    result = argparse.ArgumentParser(description=description)
+    result = Parser(description=description)
     result.add_argument(
         "--config",
         default=config,

@@ -163,9 +163,14 @@ def export(weights: Path, fmt: str, out: Path, check_shape: tuple[int, int, int]
     return result
 
 
+SAVEDMODEL_CONTENTS = ("fingerprint.pb", "variables", "assets")  # what tf.saved_model.save writes beside the .pb
+
+
 def atomic_output(out: Path, suffix: str | None):
     """Where to write ``out`` (a file with ``suffix``, or a SavedModel folder): renamed onto it on success."""
-    return atomic_folder(out, marker="saved_model.pb") if suffix is None else atomic_path(out, suffix=suffix)
+    if suffix is None:
+        return atomic_folder(out, marker="saved_model.pb", contents=SAVEDMODEL_CONTENTS)
+    return atomic_path(out, suffix=suffix)
 
 
 def verify(path: Path, fmt: str, images: np.ndarray, expected: np.ndarray) -> Verification:

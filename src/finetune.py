@@ -10,6 +10,7 @@ from lib.config import Config
 from lib.config_files import merged_text, with_value
 from lib.errors import UserError
 from lib.experiment import SHIPPED_MODELS, Experiment
+from lib.folders import refuse_overlap
 from lib.imageio import write_csv
 from lib.labelled_photographs import TrainingSet, roles, training_set
 from lib.photographs import Options
@@ -41,6 +42,17 @@ def check_name(config: Config) -> None:
             f"the experiment name '{config.name}' is a shipped model's folder ({config.name}/), which fine-tuning "
             "would overwrite; fine-tune under another name, e.g. --name mycamera"
         )
+
+
+def check_apart(folder: Path, sources: tuple[Source, ...]) -> None:
+    """Refuse an experiment folder that is, is inside or contains a folder the photographs, labels or masks are
+    read from: its files (curves, pictures) would be read back as photographs, and --overwrite would move the
+    photographs aside with the earlier training's files."""
+    named = [(f"the {what} folder", spec) for source in sources
+             for what, spec in (("photographs'", source.images), ("labels'", source.labels), ("masks'", source.masks))
+             if spec is not None]  # fmt: skip
+    folders = [(what, path if path.is_dir() else path.parent) for what, path in ((w, Path(s)) for w, s in named)]
+    refuse_overlap(folder, folders, "the experiment folder", "fine-tune under another name (--name NEW)")
 
 
 def with_initial_weights(config: Config, model_or_weights: str | None) -> Config:
@@ -86,6 +98,7 @@ def finetune(
             f"no labelled photographs: name them (python run_finetune.py PHOTOS --labels LABELS) or write them "
             f"in [photographs] sources of {config.source}"
         )
+    check_apart(config.experiment.folder, sources)
     options = Options()  # the scale and preprocessing run_prediction.py uses by default
     data = training_set(sources, options, config.training.validation_split, validate_on_training)
     settings = dataclasses.replace(

@@ -12,7 +12,6 @@ A fold stopped during training resumes from its last finished epoch.
 """
 
 import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -24,13 +23,11 @@ from lib.errors import UserError
 from lib.experiment import Experiment, LeaveOneOutResults
 from lib.imageio import read_binary, read_probability_png, write_png, write_probability_png, write_text
 from lib.log_file import log_to
-from lib.stare import load_stare
+from lib.stare import load_stare, read_fold_result
 from lib.test_set import ImageSet
 from src.model import load_trained_model
 from src.testing import check_writable, comparison_picture, human_reference, predict_images
 from src.training import fit
-
-RESULT_KEYS = ("id", *reports.PER_IMAGE_METRICS)
 
 
 def fold_experiment(config, image_id: str) -> Experiment:
@@ -44,9 +41,7 @@ def finished_result(results_folder: Path, image_id: str, label: str) -> dict | N
     if not files["result"].exists():
         return None
     try:
-        result = json.loads(files["result"].read_text())
-        if not all(key in result for key in RESULT_KEYS) or result["id"] != image_id:
-            raise ValueError("keys missing")
+        result = read_fold_result(files["result"], image_id)
         missing = [path.name for key, path in files.items() if not path.is_file()]
         if missing:
             raise ValueError(f"{', '.join(missing)} missing")
@@ -96,7 +91,7 @@ def check_same_start(config, results_folder: Path, ids: list[str]) -> None:
     for image_id in ids:
         path = LeaveOneOutResults(results_folder).fold(image_id)["result"]
         try:
-            earlier = json.loads(path.read_text())
+            earlier = read_fold_result(path, image_id)
         except (OSError, ValueError):
             continue  # not run, or damaged: the fold runs (again) anyway
         if earlier.get("initial_weights_sha256") != start.get("initial_weights_sha256"):
@@ -170,12 +165,10 @@ def initial_weights_record(path: Path | None) -> dict:
 def write_summary(config, settings, data: ImageSet) -> dict:
     """The tables of the finished folds (``leave_one_out.csv``/``.md``, ``summary.json``), from the result files."""
     folder = settings.results_folder
-    results = LeaveOneOutResults(folder)
-    finished = [
-        index for index, image_id in enumerate(data.ids)
-        if finished_result(folder, image_id, f"fold {image_id}") is not None
-    ]  # fmt: skip
-    rows = [json.loads(results.fold(data.ids[i])["result"].read_text()) for i in finished]
+    fold_results = LeaveOneOutResults(folder)
+    read = {index: finished_result(folder, image_id, f"fold {image_id}") for index, image_id in enumerate(data.ids)}
+    finished = [index for index, result in read.items() if result is not None]
+    rows = [read[index] for index in finished]
     summary = {
         "experiment": config.name,
         "folds": len(rows),
@@ -184,7 +177,7 @@ def write_summary(config, settings, data: ImageSet) -> dict:
         **initial_weights_record(config.training.initial_weights),
     }
     if rows:
-        files = [results.fold(row["id"]) for row in rows]
+        files = [fold_results.fold(row["id"]) for row in rows]
         probabilities = np.stack([read_probability_png(f["probability"]) for f in files])
         fovs = np.stack([read_binary(f["fov"]) > 0 for f in files])
         minutes = [row["training_minutes"] for row in rows if row.get("training_minutes") is not None]
@@ -193,12 +186,12 @@ def write_summary(config, settings, data: ImageSet) -> dict:
             "training_minutes_mean": float(np.mean(minutes)) if minutes else None,
             "mode": rows[0]["mode"],
         }
-    write_text(results.table, reports.per_image_csv(rows, reports.PUBLISHED_STARE_COLUMN))
+    write_text(fold_results.table, reports.per_image_csv(rows, reports.PUBLISHED_STARE_COLUMN))
     write_text(
-        results.markdown,
+        fold_results.markdown,
         reports.stare_auc_markdown(rows, summary, reports.PUBLISHED_STARE_SUMMARY)
         + reports.stare_comparison(summary)
         + reports.stare_published_table(summary, f"this project ({config.name})"),
     )
-    write_text(results.summary, m.metrics_json(summary))
+    write_text(fold_results.summary, m.metrics_json(summary))
     return summary

@@ -14,7 +14,7 @@ import numpy as np
 
 from lib.augment import augment_training_images
 from lib.config import TrainingSettings
-from lib.patches import allowed_centres, crop_patches, extract_random, sample_centres
+from lib.patches import allowed_centres, check_validation_labels, crop_patches, extract_random, sample_centres
 from lib.training_set import Photographs, fov_constraint, split_counts
 from src.backend import tf
 
@@ -132,5 +132,8 @@ def patch_data(
     and for choosing the threshold again (``store_threshold``)."""
     inside = fov_constraint(settings, fov_masks)
     if settings.patch_source == "in_memory":
-        return in_memory_patches(settings, images, labels, inside, rng)
-    return streaming_patches(settings, images, labels, inside, rng, first_epoch, photographs)
+        data = in_memory_patches(settings, images, labels, inside, rng)
+    else:
+        data = streaming_patches(settings, images, labels, inside, rng, first_epoch, photographs)
+    check_validation_labels(data.validation[1], settings.where)  # before an epoch is spent
+    return data

@@ -29,7 +29,9 @@ from lib.run_folder import (
     WEIGHTS_PATH,
     Shard,
     Summary,
+    check_apart,
     plan_run,
+    record_part,
     settings_difference,
     summary_files,
     summary_path,
@@ -107,6 +109,7 @@ def segment(
     image is reported on one line and skipped. Photographs done by an earlier run are skipped unless ``overwrite``.
     """
     images, failures = find_images(specs)
+    check_apart(out_dir, [*specs, masks, labels], images, weights)
     mask_index = None if masks is None else index_files(masks)
     label_index = None if labels is None else index_files(labels)
     if not images:
@@ -130,6 +133,7 @@ def segment(
         print(f"all {done_before} images{part} were segmented into {out_dir}/ before; --overwrite redoes them")
         return failures
     write_settings(out_dir, settings)  # also refuses an unwritable folder before any prediction
+    record_part(out_dir, shard, images, settings)
     model = load_model(weights, options.inference.precision)
     skipped = f"; {done_before} done before are skipped" if done_before else ""
     print(

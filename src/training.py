@@ -14,6 +14,7 @@ from lib.config_files import merged_text, with_name
 from lib.errors import UserError
 from lib.experiment import Experiment
 from lib.experiment_state import experiment_in_use, start_over, starting_state
+from lib.folders import check_data_apart
 from lib.imageio import atomic_path, write_text
 from lib.training_set import (
     Photographs,
@@ -105,6 +106,8 @@ def save_model_picture(model: keras.Model, path: Path) -> None:
 
 def train(config, resume: bool = False, overwrite: bool = False, callbacks: tuple = ()) -> Path:
     """Train the experiment of ``config`` on its prepared training set; returns its folder."""
+    if overwrite:
+        check_data_apart(config.data.path_local, config.experiment.folder)
     images, labels = load_training_set(config.data)
     photographs = load_training_photographs(config.data) if config.training.camera_augmentation.active else None
     return fit(

@@ -463,11 +463,13 @@ def test_merge_names_the_missing_parts(tmp_path, stand_in, capsys):
     capsys.readouterr()
     assert run_prediction.main(["--merge", "-o", str(tmp_path / "out")]) == 1
     summary = tmp_path / "out" / SUMMARY
-    assert capsys.readouterr().out == f"1 rows merged into {summary}; part 1 of 3 not found; part 3 of 3 not found\n"
+    captured = capsys.readouterr()
+    assert captured.out == f"1 rows merged into {summary}\n"
+    assert captured.err.startswith(f"error: {summary} is incomplete: part 1 of 3 not found; part 3 of 3 not found; ")
     with pytest.raises(UserError, match="no summary parts .* to merge; run with --shard K/N first"):
         run_prediction.main(["--merge", "-o", str(tmp_path / "in")])
     for wrong in (["--merge", str(tmp_path / "in")], []):  # images with --merge, or neither
-        with pytest.raises(SystemExit):
+        with pytest.raises(UserError, match="see python .* --help"):
             run_prediction.main(wrong)
 
 
