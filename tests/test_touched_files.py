@@ -109,9 +109,10 @@ FOLD = {"id": "im0001", "mode": {"mode": "patches"}, **dict.fromkeys(stare.PER_I
     ],
 )
 def test_a_fold_result_of_the_wrong_shape_runs_the_fold_again(tmp_path, capsys, text, reason):
-    from src.leave_one_out import finished_result, result_files
+    from lib.experiment import LeaveOneOutResults
+    from src.leave_one_out import finished_result
 
-    files = result_files(tmp_path, "im0001")
+    files = LeaveOneOutResults(tmp_path).fold("im0001")
     for path in files.values():
         path.write_bytes(b"")
     files["result"].write_text(text)
@@ -123,9 +124,10 @@ def test_a_fold_result_of_the_wrong_shape_runs_the_fold_again(tmp_path, capsys, 
 
 
 def test_a_fold_folder_deleted_midway_is_a_fold_not_run(tmp_path):
-    from src.leave_one_out import finished_result, result_files
+    from lib.experiment import LeaveOneOutResults
+    from src.leave_one_out import finished_result
 
-    files = result_files(tmp_path / "results", "im0001")
+    files = LeaveOneOutResults(tmp_path / "results").fold("im0001")
     files["result"].parent.mkdir()
     for path in files.values():
         path.write_bytes(b"")
