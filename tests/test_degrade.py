@@ -7,7 +7,7 @@ from lib.synthetic import synthetic_fundus
 
 
 def test_degraded_copies_are_reproducible_and_differ():
-    rgb = synthetic_fundus(np.random.default_rng(0), 90, 100, None)
+    rgb = synthetic_fundus(np.random.default_rng(0), 90, 100)[0]
     first, again, other = degraded_copies(rgb, 3), degraded_copies(rgb, 3), degraded_copies(rgb, 4)
     assert list(first) == list(DEGRADATIONS)
     for name, image in first.items():
