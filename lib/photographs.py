@@ -24,7 +24,7 @@ from lib.metrics import THRESHOLD, evaluate_fov
 from lib.preprocessing import preprocess
 from lib.quality import COLUMNS as QUALITY
 from lib.quality import assess
-from lib.rendering import write_outputs
+from lib.rendering import write_outputs, write_thumbnail
 from lib.rescale import DRIVE_FOV_DIAMETER, network_scale, resize
 from lib.run_folder import OUTPUTS
 
@@ -150,7 +150,9 @@ def finish_photograph(photo: Photograph, probability: np.ndarray, options: Optio
     if photo.label is not None:
         results = evaluate_fov(photo.label, probability, photo.fov, options.threshold).metrics
         row |= {name: f"{results[name]:.4f}" for name in METRICS}
-    write_outputs(out_dir, file_id(photo.path), options.outputs, photo.rgb, probability, vessels, photo.fov)
+    name = file_id(photo.path)
+    write_outputs(out_dir, name, options.outputs, photo.rgb, probability, vessels, photo.fov)
+    write_thumbnail(out_dir, name, photo.rgb, vessels)
     return row | {"seconds": f"{photo.seconds + time.perf_counter() - start:.2f}"}
 
 

@@ -20,6 +20,7 @@ from lib.imageio import read_csv, write_csv, write_text
 OUTPUTS = ("probability", "vessels", "overlay", "fov")
 SUMMARY = "summary.csv"
 SETTINGS = "settings.json"
+REPORT = "report.html"
 PART = re.compile(r"summary\.part-(\d+)-of-(\d+)\.csv")
 WEIGHTS_PATH = "weights"  # shown to the user; the weights' content is compared through WEIGHTS_DIGEST
 WEIGHTS_DIGEST = "weights_sha256"
@@ -38,6 +39,11 @@ def parse_outputs(text: str) -> tuple[str, ...]:
 
 def output_path(out_dir: Path, name: str, kind: str) -> Path:
     return out_dir / f"{name}_{kind}.png"
+
+
+def thumbnail_path(out_dir: Path, name: str) -> Path:
+    """The report's thumbnail of a photograph (written whatever --outputs chooses)."""
+    return out_dir / f"{name}_thumbnail.jpg"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,10 +132,11 @@ def summary_rows(path: Path) -> dict[str, dict]:
 
 class Summary:
     """A summary file's rows by photograph id, rewritten whole (atomically) by ``write`` and, while rows are added,
-    at most every ``interval`` seconds: one file per run folder or shard, never appended to."""
+    at most every ``interval`` seconds: one file per run folder or shard, never appended to. ``after_write`` runs
+    after each write."""
 
-    def __init__(self, path: Path, columns: tuple[str, ...], interval: float):
-        self.path, self.columns, self.interval = path, columns, interval
+    def __init__(self, path: Path, columns: tuple[str, ...], interval: float, after_write=lambda: None):
+        self.path, self.columns, self.interval, self.after_write = path, columns, interval, after_write
         self.rows = summary_rows(path)
         self.written_at = time.monotonic()
 
@@ -140,6 +147,7 @@ class Summary:
 
     def write(self) -> None:
         write_csv(self.path, sorted(self.rows.values(), key=lambda row: row["image"]), self.columns)
+        self.after_write()  # the run's report (lib.html_report), made from the summary files
         self.written_at = time.monotonic()
 
 

@@ -1,0 +1,144 @@
+"""``report.html``: a run folder's results as one static page to look through in a browser, offline.
+
+One row per photograph of the folder's summary files (the summary, or the parts of a sharded run: the same rows
+``--merge`` writes), with its thumbnail (a link to the full-size overlay where one was written), every column of
+the summary, and the photographs flagged for a check first and highlighted. A click on a column header sorts by
+it (again: the other way). Nothing is fetched: the style and the script are in the page, the thumbnails are the
+``<id>_thumbnail.jpg`` files beside it, loaded as they scroll into view. Rewritten whole (atomically) from the
+summary files each time they are written, so it always lists every row they hold.
+"""
+
+import html
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+from lib.files import file_id
+from lib.imageio import write_text
+from lib.quality import is_flagged
+from lib.run_folder import REPORT, SETTINGS, merged_rows, output_path, read_settings, thumbnail_path
+
+HIDDEN = ("image",)  # shown as the photograph's name (the full path as its tooltip) instead
+
+STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+table.results { border-collapse: collapse; }
+.results th, .results td { border-bottom: 1px solid #ddd; padding: 3px 6px; text-align: right; }
+.results th { position: sticky; top: 0; background: #f4f4f4; cursor: pointer; user-select: none; }
+.results th[aria-sort="ascending"]::after { content: " \\25B2"; }
+.results th[aria-sort="descending"]::after { content: " \\25BC"; }
+.results td.text { text-align: left; }
+.results tr.check { background: #fff0e0; }
+.results tr.check td.quality { color: #b00; font-weight: bold; }
+.results img { display: block; max-width: 160px; max-height: 160px; }
+.settings td { padding: 1px 8px 1px 0; }
+"""
+
+SCRIPT = """
+(function () {
+  function key(row, index) {
+    var cell = row.cells[index];
+    var text = cell.getAttribute("data-value");
+    if (text === null) { text = cell.textContent; }
+    var number = Number(text);
+    return text.trim() !== "" && isFinite(number) ? number : text;
+  }
+  function compare(a, b) {
+    var numbers = typeof a === "number", other = typeof b === "number";
+    if (numbers && other) { return a - b; }
+    if (numbers !== other) { return numbers ? -1 : 1; }
+    return String(a).localeCompare(String(b), undefined, {numeric: true});
+  }
+  function sortBy(header) {
+    var table = header.closest("table"), body = table.tBodies[0], index = header.cellIndex;
+    var ascending = header.getAttribute("aria-sort") !== "ascending";
+    table.querySelectorAll("th").forEach(function (th) { th.removeAttribute("aria-sort"); });
+    header.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var order = compare(key(a, index), key(b, index));
+      return ascending ? order : -order;
+    });
+    var fragment = document.createDocumentFragment();
+    rows.forEach(function (row) { fragment.appendChild(row); });
+    body.appendChild(fragment);
+  }
+  document.querySelectorAll("th[data-sort]").forEach(function (header) {
+    header.addEventListener("click", function () { sortBy(header); });
+  });
+})();
+"""
+
+
+def write_report(out_dir: Path) -> Path:
+    """Write ``out_dir``/report.html from the summary files there; returns its path."""
+    rows, columns, _ = merged_rows(out_dir)
+    rows.sort(key=lambda row: not is_flagged(row))  # stable: flagged first, each group by image
+    page = render(out_dir, rows, [column for column in columns if column not in HIDDEN], read_settings(out_dir))
+    write_text(out_dir / REPORT, page)
+    return out_dir / REPORT
+
+
+def render(out_dir: Path, rows: list[dict], columns: list[str], settings: dict | None) -> str:
+    flagged = sum(map(is_flagged, rows))
+    title = f"Vessel segmentation: {out_dir.resolve().name}"
+    header = "".join(f"<th data-sort>{html.escape(column)}</th>" for column in ["image", *columns])
+    body = "\n".join(render_row(out_dir, row, columns) for row in rows)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p id="counts">{len(rows)} photographs; {flagged} flagged for a check (column <code>quality</code>; the reliability
+estimate and its threshold: docs/quality.md). Click a column header to sort by it.</p>
+{render_settings(settings)}
+<table class="results" id="results">
+<thead><tr><th>overlay</th>{header}</tr></thead>
+<tbody>
+{body}
+</tbody>
+</table>
+<script>{SCRIPT}</script>
+</body>
+</html>
+"""
+
+
+def render_row(out_dir: Path, row: dict, columns: list[str]) -> str:
+    name = file_id(Path(row["image"]))
+    cells = [
+        render_thumbnail(out_dir, name),
+        f'<td class="text" title="{html.escape(row["image"])}">{html.escape(name)}</td>',
+    ]
+    for column in columns:
+        value = row.get(column) or ""
+        kind = "text" if column in ("quality", "warning") else "number"
+        cells.append(f'<td class="{kind} {html.escape(column)}">{html.escape(value)}</td>')
+    flag = ' class="check"' if is_flagged(row) else ""
+    return f"<tr{flag}>{''.join(cells)}</tr>"
+
+
+def render_thumbnail(out_dir: Path, name: str) -> str:
+    thumbnail = thumbnail_path(out_dir, name)
+    if not thumbnail.is_file():
+        return '<td class="text">(none)</td>'
+    image = f'<img src="{quote(thumbnail.name)}" alt="{html.escape(name)}" loading="lazy">'
+    overlay = output_path(out_dir, name, "overlay")
+    if overlay.is_file():
+        image = f'<a href="{quote(overlay.name)}">{image}</a>'
+    return f"<td>{image}</td>"
+
+
+def render_settings(settings: dict | None) -> str:
+    if not settings:
+        return f"<p>No readable {SETTINGS}.</p>"
+    shown = {key: value if isinstance(value, str) else json.dumps(value) for key, value in settings.items()}
+    lines = "".join(
+        f"<tr><td>{html.escape(key)}</td><td>{html.escape(value)}</td></tr>" for key, value in shown.items()
+    )
+    return f'<details><summary>Settings ({SETTINGS})</summary><table class="settings">{lines}</table></details>'
