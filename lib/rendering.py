@@ -42,13 +42,16 @@ def write_outputs(
 
 
 def thumbnail(rgb: np.ndarray, vessels: np.ndarray) -> np.ndarray:
-    """The overlay at THUMBNAIL_SIDE px: photograph and vessel map are reduced first (area averaging), so that a
-    3504x2336 photograph costs a few milliseconds; a thumbnail pixel is vessel when half of what it covers is."""
+    """The overlay at THUMBNAIL_SIDE px: photograph and vessel map are sampled every few pixels down to about four
+    times the thumbnail, then reduced by area averaging, so that a 3504x2336 photograph costs a few milliseconds;
+    a thumbnail pixel is vessel when half of what it covers is."""
     height, width = rgb.shape[:2]
     scale = min(1.0, THUMBNAIL_SIDE / max(height, width))
     size = max(1, round(width * scale)), max(1, round(height * scale))
-    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    covered = cv2.resize(vessels.view(np.uint8) * np.uint8(255), size, interpolation=cv2.INTER_AREA)
+    step = max(1, max(height, width) // (4 * THUMBNAIL_SIDE))
+    small = cv2.resize(np.ascontiguousarray(rgb[::step, ::step]), size, interpolation=cv2.INTER_AREA)
+    sampled = np.ascontiguousarray(vessels[::step, ::step]).view(np.uint8) * np.uint8(255)
+    covered = cv2.resize(sampled, size, interpolation=cv2.INTER_AREA)
     return overlay(small, covered >= 128)
 
 
