@@ -14,7 +14,7 @@ import numpy as np
 
 from lib.errors import UserError
 from lib.files import companion, expand, file_id, index_files, unique_files
-from lib.html_report import write_report
+from lib.html_report import Refresher, write_report
 from lib.photographs import (
     COLUMNS,
     METRICS,
@@ -123,7 +123,8 @@ def segment(
     settings = settings_of(weights, options, masks, labels)
     check_settings(out_dir, settings, overwrite)
     columns = COLUMNS + (METRICS if labels else ())
-    summary = Summary(summary_path(out_dir, shard), columns, SUMMARY_INTERVAL, lambda: write_report(out_dir))
+    report_refresher = Refresher(out_dir)
+    summary = Summary(summary_path(out_dir, shard), columns, SUMMARY_INTERVAL, report_refresher)
     plan = plan_run(mine, owners, summary, out_dir, options.outputs, overwrite)
     for message in plan.refused:
         report(message)
@@ -163,6 +164,7 @@ def segment(
     finally:
         if summary.rows:
             summary.write()
+            report_refresher.finish()
     where = f"summary in {summary.path}" if summary.rows else "no summary written"
     print(f"{len(segmented)} of {len(todo)} images segmented{part}; {where}")
     if labels:

@@ -9,6 +9,7 @@ import pytest
 from test_run_prediction import read_summary, segmenting, stand_in, write_photos  # noqa: F401 (a fixture)
 
 import run_prediction
+from lib import html_report
 from lib.html_report import write_report
 from lib.imageio import write_csv
 from lib.rendering import THUMBNAIL_SIDE, thumbnail
@@ -91,3 +92,17 @@ def test_a_thumbnail_shows_the_vessels_tinted_over_the_photograph():
     small = thumbnail(rgb, vessels)
     assert small.shape == (107, 160, 3)
     assert (small[:, :70, 1] > small[:, :70, 0]).all() and (small[:, 90:] == 100).all()
+
+
+def test_a_costly_report_is_rewritten_less_often_during_a_run_and_always_at_its_end(tmp_path, monkeypatch):
+    write_csv(tmp_path / SUMMARY, [{"image": "/photos/p0.png"}], ("image",))
+    written = []
+    monkeypatch.setattr(html_report, "write_report", written.append)
+    refresher = html_report.Refresher(tmp_path)
+    refresher()
+    refresher.cost = 1.0  # as if the first rewrite had taken a second: the next waits 1 / MAX_SHARE s
+    refresher()
+    assert written == [tmp_path] and refresher.pending
+    refresher.finish()
+    refresher.finish()
+    assert written == [tmp_path, tmp_path]
