@@ -23,6 +23,7 @@ from lib.quality import is_flagged
 from lib.run_folder import REPORT, SETTINGS, merged_rows, output_path, read_settings, thumbnail_path
 
 HIDDEN = ("image",)  # shown as the photograph's name (the full path as its tooltip) instead
+FIRST = ("quality", "reliability")  # beside the photograph's name: what tells which ones to look at
 TEXT = ("quality", "warning")  # columns of words, left-aligned; the others hold numbers
 NEEDS_ESCAPING = re.compile(r"[&<>\"']")
 THUMBNAIL_ENDING = thumbnail_path(Path(), "").name  # what follows a photograph's id in its thumbnail's name
@@ -36,10 +37,10 @@ table.results { border-collapse: collapse; }
 .results th { position: sticky; top: 0; background: #f4f4f4; cursor: pointer; user-select: none; }
 .results th[aria-sort="ascending"]::after { content: " \\25B2"; }
 .results th[aria-sort="descending"]::after { content: " \\25BC"; }
-.results td.text { text-align: left; }
+.results td.text { text-align: left; white-space: nowrap; }
 .results tr.check { background: #fff0e0; }
 .results tr.check td.quality { color: #b00; font-weight: bold; }
-.results img { display: block; max-width: 160px; max-height: 160px; }
+.results img { display: block; max-width: 120px; max-height: 120px; }
 .settings td { padding: 1px 8px 1px 0; }
 """
 
@@ -83,7 +84,9 @@ def write_report(out_dir: Path) -> Path:
     """Write ``out_dir``/report.html from the summary files there; returns its path."""
     rows, columns, _ = merged_rows(out_dir)
     rows.sort(key=lambda row: not is_flagged(row))  # stable: flagged first, each group by image
-    page = render(out_dir, rows, [column for column in columns if column not in HIDDEN], read_settings(out_dir))
+    first = [column for column in FIRST if column in columns]
+    shown = first + [column for column in columns if column not in (*HIDDEN, *first)]
+    page = render(out_dir, rows, shown, read_settings(out_dir))
     write_text(out_dir / REPORT, page)
     return out_dir / REPORT
 
