@@ -1,11 +1,13 @@
 """``report.html``: a run folder's results as one static page to look through in a browser, offline.
 
 One row per photograph of the folder's summary files (the summary, or the parts of a sharded run: the same rows
-``--merge`` writes), with its thumbnail (a link to the full-size overlay where one was written), every column of
-the summary, and the photographs flagged for a check first and highlighted. A click on a column header sorts by
-it (again: the other way). Nothing is fetched: the style and the script are in the page, the thumbnails are the
+``--merge`` writes), with its thumbnail (a link to the full-size overlay where one was written), its name (a link
+to the probability map where one was written), every column of the summary (quality and reliability first), and
+the photographs flagged for a check first and highlighted. A click on a column header sorts by it (again: the
+other way). Nothing is fetched: the style and the script are in the page, the thumbnails are the
 ``<id>_thumbnail.jpg`` files beside it, loaded as they scroll into view. Rewritten whole (atomically) from the
-summary files each time they are written, so it always lists every row they hold.
+summary files after they are written (during a run at most MAX_SHARE of its time, see ``Refresher``), so it lists
+every row they hold.
 """
 
 import html
@@ -28,6 +30,7 @@ TEXT = ("quality", "warning")  # columns of words, left-aligned; the others hold
 NEEDS_ESCAPING = re.compile(r"[&<>\"']")
 THUMBNAIL_ENDING = thumbnail_path(Path(), "").name  # what follows a photograph's id in its thumbnail's name
 OVERLAY_ENDING = output_path(Path(), "", "overlay").name
+PROBABILITY_ENDING = output_path(Path(), "", "probability").name
 MAX_SHARE = 0.05  # during a run the report takes at most this share of the time (10,000 rows: 0.5-1.3 s)
 
 STYLE = """
@@ -150,7 +153,10 @@ def escape(text: str) -> str:
 
 def render_row(row: dict, columns: list[str], files: set[str]) -> str:
     name = file_id(Path(row["image"]))
-    cells = [render_thumbnail(name, files), f'<td class="text" title="{escape(row["image"])}">{escape(name)}</td>']
+    shown = escape(name)
+    if (probability := name + PROBABILITY_ENDING) in files:
+        shown = f'<a href="{quote(probability)}">{shown}</a>'
+    cells = [render_thumbnail(name, files), f'<td class="text" title="{escape(row["image"])}">{shown}</td>']
     for column in columns:
         value = escape(row.get(column) or "")
         cells.append(f'<td class="text {column}">{value}</td>' if column in TEXT else f"<td>{value}</td>")

@@ -23,7 +23,8 @@ def report_rows(out):
 
 
 def shown_names(out):
-    return re.findall(r'<td class="text" title="[^"]*">([^<]*)</td>', (out / REPORT).read_text())
+    page = (out / REPORT).read_text()
+    return re.findall(r'<td class="text" title="[^"]*">(?:<a href="[^"]*">)?([^<]*)(?:</a>)?</td>', page)
 
 
 @pytest.mark.usefixtures("stand_in")
@@ -35,6 +36,7 @@ def test_every_photograph_has_a_row_and_a_thumbnail_and_nothing_is_fetched(tmp_p
     assert sorted(shown_names(out)) == ["p0", "p1", "p2", "p3"]
     for index in range(4):
         assert f'<a href="p{index}_overlay.png"><img src="p{index}_thumbnail.jpg"' in page
+        assert f'<a href="p{index}_probability.png">p{index}</a>' in page
         image = cv2.imread(str(out / f"p{index}_thumbnail.jpg"))
         assert image is not None and max(image.shape[:2]) <= THUMBNAIL_SIDE
     assert "http://" not in page and "https://" not in page and "<link" not in page and 'src="/' not in page
