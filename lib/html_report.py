@@ -3,9 +3,10 @@
 One row per photograph of the folder's summary files (the summary, or the parts of a sharded run: the same rows
 ``--merge`` writes), with its thumbnail (a link to the full-size overlay where one was written), its name (a link
 to the probability map where one was written), every column of the summary (quality and reliability first), and
-the photographs flagged for a check first and highlighted. A click on a column header sorts by it (again: the
-other way). Nothing is fetched: the style and the script are in the page, the thumbnails are the
-``<id>_thumbnail.jpg`` files beside it, loaded as they scroll into view. Rewritten whole (atomically) from the
+the photographs flagged for a check first and highlighted; above it, histograms of the reliability and the
+measurements. A click on a column header sorts by it (again: the other way). Nothing is fetched: the style and
+the script are in the page, the thumbnails are the ``<id>_thumbnail.jpg`` files beside it, loaded as they scroll
+into view. Rewritten whole (atomically) from the
 summary files after they are written (during a run at most MAX_SHARE of its time, see ``Refresher``), so it lists
 every row they hold.
 """
@@ -19,13 +20,18 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
+
 from lib.files import file_id
 from lib.imageio import write_text
+from lib.measurements import COLUMNS as MEASUREMENTS
 from lib.quality import is_flagged
 from lib.run_folder import REPORT, SETTINGS, merged_rows, output_path, read_settings, thumbnail_path
 
 HIDDEN = ("image",)  # shown as the photograph's name (the full path as its tooltip) instead
 FIRST = ("quality", "reliability")  # beside the photograph's name: what tells which ones to look at
+HISTOGRAMS = ("reliability", *MEASUREMENTS)  # the columns drawn as histograms above the table
+BINS = 20
 TEXT = ("quality", "warning")  # columns of words, left-aligned; the others hold numbers
 NEEDS_ESCAPING = re.compile(r"[&<>\"']")
 THUMBNAIL_ENDING = thumbnail_path(Path(), "").name  # what follows a photograph's id in its thumbnail's name
@@ -45,6 +51,9 @@ table.results { border-collapse: collapse; }
 .results tr.check td.quality { color: #b00; font-weight: bold; }
 .results img { display: block; max-width: 120px; max-height: 120px; }
 .settings td { padding: 1px 8px 1px 0; }
+.histograms { display: flex; flex-wrap: wrap; gap: 8px 20px; margin: 1em 0; }
+.histograms figure { margin: 0; font-size: 12px; }
+.histograms rect { fill: #4a7fb5; }
 """
 
 SCRIPT = """
@@ -134,6 +143,7 @@ def render(out_dir: Path, rows: list[dict], columns: list[str], settings: dict |
 <p id="counts">{len(rows)} photographs; {flagged} flagged for a check (column <code>quality</code>; the reliability
 estimate and its threshold: docs/quality.md). Click a column header to sort by it.</p>
 {render_settings(settings)}
+{render_histograms(rows, columns)}
 <table class="results" id="results">
 <thead><tr><th>overlay</th>{header}</tr></thead>
 <tbody>
@@ -174,6 +184,40 @@ def render_thumbnail(name: str, files: set[str]) -> str:
     if overlay in files:
         image = f'<a href="{quote(overlay)}">{image}</a>'
     return f"<td>{image}</td>"
+
+
+def number(text) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def render_histograms(rows: list[dict], columns: list[str]) -> str:
+    """A small SVG histogram per column of HISTOGRAMS, over the rows that have a finite value in it."""
+    figures = []
+    for column in (name for name in HISTOGRAMS if name in columns):
+        values = np.array([number(row.get(column)) for row in rows])
+        values = values[np.isfinite(values)]
+        if values.size:
+            figures.append(histogram(column, values))
+    return f'<div class="histograms">{"".join(figures)}</div>' if figures else ""
+
+
+def histogram(column: str, values: np.ndarray, width: int = 180, height: int = 50) -> str:
+    counts, edges = np.histogram(values, bins=BINS)
+    step, top = width / BINS, counts.max()
+    bars = "".join(
+        f'<rect x="{index * step:.1f}" y="{height * (1 - count / top):.1f}" width="{step - 1:.1f}" '
+        f'height="{height * count / top:.1f}"><title>{edges[index]:.4g} to {edges[index + 1]:.4g}: {count}</title>'
+        "</rect>"
+        for index, count in enumerate(counts)
+        if count
+    )
+    return (
+        f'<figure><svg width="{width}" height="{height}" role="img" aria-label="histogram of {column}">{bars}</svg>'
+        f"<figcaption>{column}: {values.min():.4g} to {values.max():.4g}</figcaption></figure>"
+    )
 
 
 def render_settings(settings: dict | None) -> str:

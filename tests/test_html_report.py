@@ -108,3 +108,13 @@ def test_a_costly_report_is_rewritten_less_often_during_a_run_and_always_at_its_
     refresher.finish()
     refresher.finish()
     assert written == [tmp_path, tmp_path]
+
+
+def test_histograms_of_the_reliability_and_the_measurements_skip_what_is_not_a_number(tmp_path):
+    rows = [
+        {"image": f"/photos/p{index}.png", "reliability": str(index / 10), "tortuosity": "nan"} for index in range(5)
+    ]
+    write_csv(tmp_path / SUMMARY, rows, ("image", "reliability", "tortuosity"))
+    page = write_report(tmp_path).read_text()
+    assert page.count("<svg") == 1 and 'aria-label="histogram of reliability"' in page  # tortuosity all nan
+    assert page.count("<rect") == 5 and "reliability: 0 to 0.4" in page
