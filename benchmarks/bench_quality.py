@@ -86,9 +86,8 @@ def write_inputs(folder: Path, which: str, seed: int) -> int:
 def segment_all(folder: Path) -> tuple[Path, float]:
     """Segment the photographs in ``folder`` (those done by an earlier run are skipped): the output folder and
     the threshold."""
-    from lib.experiment import Experiment
+    from lib.experiment import PHOTOGRAPH_MODEL, Experiment
     from lib.photographs import Options
-    from src.cli import PHOTOGRAPH_MODEL
     from src.segment import segment
 
     out = folder / "out"
