@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 from lib.experiment import Experiment
-from lib.html_report import write_report
 from lib.inference import PUBLISHED_PATCH_HW, Inference
 from lib.metrics import THRESHOLD
 from lib.rescale import DRIVE_FOV_DIAMETER, MAX_UPSCALE, RESCALE_TOLERANCE
@@ -122,6 +121,8 @@ def main(argv=None) -> int:
     if args.merge:
         if args.images:
             arguments.error("--merge takes no images: it merges the summary parts already in -o")
+        from lib.html_report import write_report  # it reads the measurements' columns (skimage): not for --help
+
         summary, count, missing = merge_summaries(args.output)
         write_report(args.output)
         print(f"{count} rows merged into {summary}" + "".join(f"; {part} not found" for part in missing))
