@@ -8,16 +8,18 @@ from lib.experiment import Experiment
 from lib.inference import PUBLISHED_PATCH_HW, Inference
 from lib.metrics import THRESHOLD
 from lib.rescale import DRIVE_FOV_DIAMETER, MAX_UPSCALE, RESCALE_TOLERANCE
-from lib.run_folder import OUTPUTS, SETTINGS, SUMMARY, Shard, merge_summaries, merging, parse_outputs, writing
+from lib.run_folder import OUTPUTS, REPORT, SETTINGS, SUMMARY, Shard, merge_summaries, merging, parse_outputs, writing
 from src.cli import Parser, add_model_options, run_cli, weights_from
 
 EPILOG = f"""\
 Writes per image <id>_probability.png (8-bit), <id>_vessels.png (probability >= threshold),
 <id>_overlay.png (vessels tinted on the photograph) and <id>_fov.png (the FOV used), as
---outputs chooses, and one row in {SUMMARY} (size, FOV, scale, vessel measurements, a warning
-for an implausible FOV); <id> is the file name before its first dot. Outside the FOV everything
-is 0. A rerun into the same folder skips the images already done; {SETTINGS} records the
-settings, and other settings are refused unless --overwrite.
+--outputs chooses, a small <id>_thumbnail.jpg, and one row in {SUMMARY} (size, FOV, scale, vessel
+measurements, reliability and quality (good, or check: and why; docs/quality.md), a warning for
+an implausible FOV); <id> is the file name before its first dot. Outside the FOV everything is 0.
+{REPORT} shows every row with its thumbnail in a browser, flagged photographs first. A rerun
+into the same folder skips the images already done; {SETTINGS} records the settings, and other
+settings are refused unless --overwrite.
 
 examples:
   python run_prediction.py photos/ -o vessels/
@@ -117,8 +119,11 @@ def main(argv=None) -> int:
     if args.merge:
         if args.images:
             arguments.error("--merge takes no images: it merges the summary parts already in -o")
+        from lib.html_report import write_report  # it reads the measurements' columns (skimage): not for --help
+
         with merging(args.output):
             summary, count, missing = merge_summaries(args.output)
+            write_report(args.output)
         print(f"{count} rows merged into {summary}")
         if missing:  # exit 1 with one error line, as every incomplete result
             print(f"error: {summary} is incomplete: {'; '.join(missing)}; run those parts (--shard K/N), then --merge "

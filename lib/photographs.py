@@ -22,14 +22,17 @@ from lib.measurements import COLUMNS as MEASUREMENTS
 from lib.measurements import as_text, measure_vessels
 from lib.metrics import THRESHOLD, evaluate_fov
 from lib.preprocessing import preprocess
-from lib.rendering import write_outputs
+from lib.quality import COLUMNS as QUALITY
+from lib.quality import assess
+from lib.rendering import write_outputs, write_thumbnail
 from lib.rescale import DRIVE_FOV_DIAMETER, network_scale, resize
 from lib.run_folder import OUTPUTS, STAMP, file_stamp
 
 MIN_SIDE = PUBLISHED_PATCH_HW[0]  # smaller photographs (or network inputs) cannot hold one training patch
 DARK_LEVEL = 10  # a photograph with no pixel brighter than this (of 255) shows no retina
 METRICS = ("auc_roc", "f1", "accuracy", "sensitivity", "specificity")
-COLUMNS = ("image", "width", "height", "fov_pixels", "fov_diameter", "scale", *MEASUREMENTS, "warning", "seconds")
+COLUMNS = ("image", "width", "height", "fov_pixels", "fov_diameter", "scale", *MEASUREMENTS, *QUALITY, "warning",
+           "seconds")  # fmt: skip
 COLUMNS += STAMP  # the photograph's size and time: one replaced under the same name is done again on a rerun
 
 
@@ -136,11 +139,13 @@ def finish_photograph(photo: Photograph, probability: np.ndarray, options: Optio
         probability = resize(probability, height, width)
     probability = np.where(photo.fov, probability, np.float32(0))
     vessels = photo.fov & (probability >= options.threshold)
-    row = photo.row | as_text(measure_vessels(vessels, photo.fov))
+    row = photo.row | as_text(measure_vessels(vessels, photo.fov)) | assess(probability, photo.fov, options.threshold)
     if photo.label is not None:
         results = evaluate_fov(photo.label, probability, photo.fov, options.threshold).metrics
         row |= {name: f"{results[name]:.4f}" for name in METRICS}
-    write_outputs(out_dir, file_id(photo.path), options.outputs, photo.rgb, probability, vessels, photo.fov)
+    name = file_id(photo.path)
+    write_outputs(out_dir, name, options.outputs, photo.rgb, probability, vessels, photo.fov)
+    write_thumbnail(out_dir, name, photo.rgb, vessels)
     return row | {"seconds": f"{photo.seconds + time.perf_counter() - start:.2f}"}
 
 

@@ -1,15 +1,17 @@
-"""What the own-photograph segmentation writes: the maps as PNGs and the overlay."""
+"""What the own-photograph segmentation writes: the maps as PNGs, the overlay, and the report's thumbnail."""
 
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from lib.imageio import write_png
-from lib.run_folder import output_path
+from lib.imageio import atomic_path, write_png
+from lib.run_folder import output_path, thumbnail_path
 
 OVERLAY_COLOUR = (0, 255, 0)  # green stands out on the red-orange retina
 OVERLAY_ALPHA = 0.6
+THUMBNAIL_SIDE = 160  # px: the longer side of the report's thumbnails
+THUMBNAIL_QUALITY = 80  # JPEG quality of the thumbnails: a few kB each
 
 
 def overlay(rgb: np.ndarray, vessels: np.ndarray) -> np.ndarray:
@@ -37,3 +39,28 @@ def write_outputs(
     }
     for kind in outputs:
         write_png(output_path(out_dir, name, kind), draw[kind](), fast=True)
+
+
+def thumbnail(rgb: np.ndarray, vessels: np.ndarray) -> np.ndarray:
+    """The overlay at THUMBNAIL_SIDE px: photograph and vessel map are sampled every few pixels down to about four
+    times the thumbnail, then reduced by area averaging, so that a 3504x2336 photograph costs a few milliseconds;
+    a thumbnail pixel is vessel when half of what it covers is."""
+    height, width = rgb.shape[:2]
+    scale = min(1.0, THUMBNAIL_SIDE / max(height, width))
+    size = max(1, round(width * scale)), max(1, round(height * scale))
+    step = max(1, max(height, width) // (4 * THUMBNAIL_SIDE))
+    small = cv2.resize(np.ascontiguousarray(rgb[::step, ::step]), size, interpolation=cv2.INTER_AREA)
+    sampled = np.ascontiguousarray(vessels[::step, ::step]).view(np.uint8) * np.uint8(255)
+    covered = cv2.resize(sampled, size, interpolation=cv2.INTER_AREA)
+    return overlay(small, covered >= 128)
+
+
+def write_thumbnail(out_dir: Path, name: str, rgb: np.ndarray, vessels: np.ndarray) -> None:
+    """The report's thumbnail of a photograph as a small JPEG, written atomically."""
+    ok, encoded = cv2.imencode(
+        ".jpg", thumbnail(rgb, vessels)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY]
+    )
+    if not ok:
+        raise ValueError(f"cannot encode the thumbnail of {name} as JPEG")
+    with atomic_path(thumbnail_path(out_dir, name), suffix=".jpg") as temp:
+        temp.write_bytes(encoded)

@@ -24,11 +24,14 @@ from lib.textfiles import read_text
 OUTPUTS = ("probability", "vessels", "overlay", "fov")
 SUMMARY = "summary.csv"
 SETTINGS = "settings.json"
+REPORT = "report.html"
 PART = re.compile(r"summary\.part-(\d+)-of-(\d+)\.csv")
 # What a run writes in its output folder (and the locks it holds there); a name starting with a dot is a temporary
 # file of an interrupted write, or the system's, and never written over
+THUMBNAIL = "_thumbnail.jpg"  # <id>_thumbnail.jpg: the report's picture of a photograph, whatever --outputs says
 OWN_FILES = re.compile(
-    rf"(summary\.csv|summary\.part-\d+-of-\d+\.(csv|json)|{SETTINGS})(\.lock)?|.+_({'|'.join(OUTPUTS)})\.png|\..*"
+    rf"(summary\.csv|summary\.part-\d+-of-\d+\.(csv|json)|{SETTINGS})(\.lock)?|{re.escape(REPORT)}"
+    rf"|.+_({'|'.join(OUTPUTS)})\.png|.+{re.escape(THUMBNAIL)}|\..*"
 )
 WEIGHTS_PATH = "weights"  # shown to the user; the weights' content is compared through WEIGHTS_DIGEST
 WEIGHTS_DIGEST = "weights_sha256"
@@ -48,6 +51,11 @@ def parse_outputs(text: str) -> tuple[str, ...]:
 
 def output_path(out_dir: Path, name: str, kind: str) -> Path:
     return out_dir / f"{name}_{kind}.png"
+
+
+def thumbnail_path(out_dir: Path, name: str) -> Path:
+    """The report's thumbnail of a photograph (written whatever --outputs chooses)."""
+    return out_dir / f"{name}{THUMBNAIL}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,10 +204,11 @@ def summary_rows(path: Path) -> dict[str, dict]:
 
 class Summary:
     """A summary file's rows by photograph id, rewritten whole (atomically) by ``write`` and, while rows are added,
-    at most every ``interval`` seconds: one file per run folder or shard, never appended to."""
+    at most every ``interval`` seconds: one file per run folder or shard, never appended to. ``after_write`` runs
+    after each write."""
 
-    def __init__(self, path: Path, columns: tuple[str, ...], interval: float):
-        self.path, self.columns, self.interval = path, columns, interval
+    def __init__(self, path: Path, columns: tuple[str, ...], interval: float, after_write=lambda: None):
+        self.path, self.columns, self.interval, self.after_write = path, columns, interval, after_write
         self.rows = summary_rows(path)
         self.written_at = time.monotonic()
 
@@ -210,6 +219,7 @@ class Summary:
 
     def write(self) -> None:
         write_csv(self.path, sorted(self.rows.values(), key=lambda row: row["image"]), self.columns)
+        self.after_write()  # the run's report (lib.html_report), made from the summary files
         self.written_at = time.monotonic()
 
 

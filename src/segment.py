@@ -14,6 +14,7 @@ import numpy as np
 
 from lib.errors import UserError
 from lib.files import companion, expand, file_id, index_files, unique_files
+from lib.html_report import Refresher, write_report
 from lib.photographs import (
     COLUMNS,
     METRICS,
@@ -25,6 +26,7 @@ from lib.photographs import (
     load_photograph,
 )
 from lib.run_folder import (
+    REPORT,
     WEIGHTS_DIGEST,
     WEIGHTS_PATH,
     Shard,
@@ -123,13 +125,17 @@ def segment(
     make_folder(out_dir)
     settings = settings_of(weights, options, masks, labels)
     check_settings(out_dir, settings, overwrite)
-    summary = Summary(summary_path(out_dir, shard), COLUMNS + (METRICS if labels else ()), SUMMARY_INTERVAL)
+    columns = COLUMNS + (METRICS if labels else ())
+    report_refresher = Refresher(out_dir)
+    summary = Summary(summary_path(out_dir, shard), columns, SUMMARY_INTERVAL, report_refresher)
     plan = plan_run(mine, owners, summary, out_dir, options.outputs, overwrite)
     for message in plan.refused:
         report(message)
     failures += len(plan.refused)
     todo, done_before = plan.todo, plan.done_before
     if not todo:
+        if not (out_dir / REPORT).is_file():  # a folder of an earlier version, or its report deleted
+            write_report(out_dir)
         print(f"all {done_before} images{part} were segmented into {out_dir}/ before; --overwrite redoes them")
         return failures
     write_settings(out_dir, settings)  # also refuses an unwritable folder before any prediction
@@ -162,6 +168,7 @@ def segment(
     finally:
         if summary.rows:
             summary.write()
+            report_refresher.finish()
     where = f"summary in {summary.path}" if summary.rows else "no summary written"
     print(f"{len(segmented)} of {len(todo)} images segmented{part}; {where}")
     if labels:

@@ -27,7 +27,7 @@ def test_every_mode_runs_and_a_rerun_writes_nothing(tmp_path):
     # s / image, x the network, CPU s / image, CPU x the network, total s, peak RSS, files written
     assert all(float(cells[0]) > 0 and float(cells[2]) > 0 and float(cells[5]) > 0 for cells in rows.values())
     assert rows["network"][1] == rows["network"][3] == "1.00" and float(rows["all"][1]) > 0
-    assert rows["first_run"][6] == str(2 * 4 + 2)  # four maps per photograph, the summary and the settings
+    assert rows["first_run"][6] == str(2 * 5 + 3)  # four maps and a thumbnail per photograph, summary, settings, report
     assert rows["rerun"][6] == "0"
     assert "2 photographs of 330x300 px" in result.stdout
 

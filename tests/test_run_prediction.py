@@ -31,7 +31,7 @@ from lib.imageio import read_binary, read_rgb
 from lib.measurements import COLUMNS as MEASUREMENTS
 from lib.measurements import as_text, measure_vessels
 from lib.rescale import resize
-from lib.run_folder import OUTPUTS, SETTINGS, SUMMARY
+from lib.run_folder import OUTPUTS, REPORT, SETTINGS, SUMMARY
 from lib.synthetic import synthetic_fundus, write_synthetic_drive, write_synthetic_stare
 from src import pipeline, segment
 
@@ -324,7 +324,12 @@ def test_a_rerun_skips_what_is_done_and_rewrites_nothing(tmp_path, network_calls
     assert segmenting(tmp_path) == 0
     out = tmp_path / "out"
     before, summary = file_times(out), (out / SUMMARY).read_text()
-    assert set(before) == {f"p{i}_{kind}.png" for i in range(3) for kind in OUTPUTS} | {SUMMARY, SETTINGS}
+    thumbnails = {f"p{i}_thumbnail.jpg" for i in range(3)}
+    assert set(before) == {f"p{i}_{kind}.png" for i in range(3) for kind in OUTPUTS} | thumbnails | {
+        SUMMARY,
+        SETTINGS,
+        REPORT,
+    }
     network_calls.clear()
     capsys.readouterr()
     assert segmenting(tmp_path) == 0

@@ -4,7 +4,9 @@ short, numbers stored as strings, a damaged training history, a configuration th
 whose header announces more pixels than any photograph (a small .ppm.gz that decompresses to gigabytes).
 """
 
+import csv
 import gzip
+import io
 import json
 import resource
 import shutil
@@ -32,9 +34,11 @@ from lib.run_folder import SUMMARY
 def resave(path, encoding: str, delimiter: str = ",", newline: str = "\n") -> None:
     """``path`` as a spreadsheet saves it again: its rows in ``encoding`` with ``delimiter`` and ``newline``."""
     rows = read_csv(path)
-    columns = list(rows[0])
-    lines = [delimiter.join(columns), *(delimiter.join(row[key] for key in columns) for row in rows)]
-    path.write_bytes((newline.join(lines) + newline).encode(encoding))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), delimiter=delimiter, lineterminator=newline)
+    writer.writeheader()  # quoting a value that holds the delimiter, as spreadsheets do
+    writer.writerows(rows)
+    path.write_bytes(text.getvalue().encode(encoding))
 
 
 SPREADSHEETS = [("utf-8-sig", ",", "\r\n"), ("cp1252", ";", "\r\n"), ("latin-1", "\t", "\n")]
