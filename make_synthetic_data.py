@@ -34,8 +34,10 @@ def main(argv=None) -> None:
         ids = STARE_IDS[: args.count]
         files = write_synthetic_stare(args.out_dir, ids, args.height, args.width, args.seed)
         what = f"{args.count} images"
-    print(f"wrote {len(files)} files ({what}, {args.width}x{args.height}, seed {args.seed}, "
-          f"synthetic {args.dataset.upper()} layout) under {args.out_dir}")
+    print(
+        f"wrote {len(files)} files ({what}, {args.width}x{args.height}, seed {args.seed}, "
+        f"synthetic {args.dataset.upper()} layout) under {args.out_dir}"
+    )
 
 
 if __name__ == "__main__":

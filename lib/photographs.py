@@ -26,7 +26,7 @@ from lib.quality import COLUMNS as QUALITY
 from lib.quality import assess
 from lib.rendering import write_outputs, write_thumbnail
 from lib.rescale import DRIVE_FOV_DIAMETER, network_scale, resize
-from lib.run_folder import OUTPUTS, STAMP, file_stamp
+from lib.run_folder import OUTPUTS, STAMP, file_stamp, output_path, thumbnail_path
 
 MIN_SIDE = PUBLISHED_PATCH_HW[0]  # smaller photographs (or network inputs) cannot hold one training patch
 DARK_LEVEL = 10  # a photograph with no pixel brighter than this (of 255) shows no retina
@@ -144,8 +144,9 @@ def finish_photograph(photo: Photograph, probability: np.ndarray, options: Optio
         results = evaluate_fov(photo.label, probability, photo.fov, options.threshold).metrics
         row |= {name: f"{results[name]:.4f}" for name in METRICS}
     name = file_id(photo.path)
-    write_outputs(out_dir, name, options.outputs, photo.rgb, probability, vessels, photo.fov)
-    write_thumbnail(out_dir, name, photo.rgb, vessels)
+    paths = {kind: output_path(out_dir, name, kind) for kind in options.outputs}
+    write_outputs(paths, photo.rgb, probability, vessels, photo.fov)
+    write_thumbnail(thumbnail_path(out_dir, name), photo.rgb, vessels)
     return row | {"seconds": f"{photo.seconds + time.perf_counter() - start:.2f}"}
 
 

@@ -1,4 +1,5 @@
-"""What the own-photograph segmentation writes: the maps as PNGs, the overlay, and the report's thumbnail."""
+"""What the own-photograph segmentation writes: the maps as PNGs, the overlay, and the report's thumbnail (where
+they go is the run folder's business, ``lib.run_folder``)."""
 
 from pathlib import Path
 
@@ -6,7 +7,6 @@ import cv2
 import numpy as np
 
 from lib.imageio import atomic_path, write_png
-from lib.run_folder import output_path, thumbnail_path
 
 OVERLAY_COLOUR = (0, 255, 0)  # green stands out on the red-orange retina
 OVERLAY_ALPHA = 0.6
@@ -21,24 +21,22 @@ def overlay(rgb: np.ndarray, vessels: np.ndarray) -> np.ndarray:
 
 
 def write_outputs(
-    out_dir: Path,
-    name: str,
-    outputs: tuple[str, ...],
+    paths: dict[str, Path],
     rgb: np.ndarray,
     probability: np.ndarray,
     vessels: np.ndarray,
     fov: np.ndarray,
 ) -> None:
-    """The chosen ``outputs`` (lib.run_folder.OUTPUTS) as PNGs: the probability map (8-bit), the binary vessels
-    (bool), the overlay and the FOV mask used (bool); only the chosen ones are drawn."""
+    """The outputs ``paths`` names (kind → file, kinds of lib.run_folder.OUTPUTS) as PNGs: the probability map
+    (8-bit), the binary vessels (bool), the overlay and the FOV mask used (bool); only those are drawn."""
     draw = {
         "probability": lambda: cv2.convertScaleAbs(probability, alpha=255),  # rounded to nearest, in one pass
         "vessels": lambda: vessels.view(np.uint8) * np.uint8(255),
         "overlay": lambda: overlay(rgb, vessels),
         "fov": lambda: fov.view(np.uint8) * np.uint8(255),
     }
-    for kind in outputs:
-        write_png(output_path(out_dir, name, kind), draw[kind](), fast=True)
+    for kind, path in paths.items():
+        write_png(path, draw[kind](), fast=True)
 
 
 def thumbnail(rgb: np.ndarray, vessels: np.ndarray) -> np.ndarray:
@@ -55,12 +53,12 @@ def thumbnail(rgb: np.ndarray, vessels: np.ndarray) -> np.ndarray:
     return overlay(small, covered >= 128)
 
 
-def write_thumbnail(out_dir: Path, name: str, rgb: np.ndarray, vessels: np.ndarray) -> None:
+def write_thumbnail(path: Path, rgb: np.ndarray, vessels: np.ndarray) -> None:
     """The report's thumbnail of a photograph as a small JPEG, written atomically."""
     ok, encoded = cv2.imencode(
         ".jpg", thumbnail(rgb, vessels)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY]
     )
     if not ok:
-        raise ValueError(f"cannot encode the thumbnail of {name} as JPEG")
-    with atomic_path(thumbnail_path(out_dir, name), suffix=".jpg") as temp:
+        raise ValueError(f"cannot encode the thumbnail {path} as JPEG")
+    with atomic_path(path, suffix=".jpg") as temp:
         temp.write_bytes(encoded)

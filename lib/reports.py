@@ -56,9 +56,7 @@ def short(value: float | None) -> str:
 def drive_comparison(results: dict, label: str) -> str:
     """The published DRIVE table with this run inserted, and the second observer as the human reference."""
     rows = [(name, f"{auc:.4f}", "", "", "") for name, auc in PUBLISHED_DRIVE_AUC]
-    rows.append(
-        (f"**{label}**", f"**{results['auc_roc']:.4f}**", *(f"{results[key]:.4f}" for key in RATES[:3]))
-    )
+    rows.append((f"**{label}**", f"**{results['auc_roc']:.4f}**", *(f"{results[key]:.4f}" for key in RATES[:3])))
     rows.sort(key=lambda row: float(row[1].strip("*")))
     if "second_observer" in results:
         human = results["second_observer"]
@@ -177,14 +175,24 @@ def stare_variants_markdown(summaries: dict[str, dict]) -> str:
         lines.append(f"| {name} | {published} | " + " | ".join(cell(summary) for summary in summaries.values()) + " |")
 
     row("folds", "20", lambda s: f"{s['folds']} of {s['images']}")
-    row("**mean ± std**", f"**{short(PUBLISHED_STARE_MEAN)} ± {short(PUBLISHED_STARE_STD)}**",
-        lambda s: f"**{short(s.get('auc_roc_mean'))} ± {short(s.get('auc_roc_std'))}**")
+    row(
+        "**mean ± std**",
+        f"**{short(PUBLISHED_STARE_MEAN)} ± {short(PUBLISHED_STARE_STD)}**",
+        lambda s: f"**{short(s.get('auc_roc_mean'))} ± {short(s.get('auc_roc_std'))}**",
+    )
     for key in ("auc_roc", *RATES):
         row(f"pooled {key.replace('_', ' ')}", "", lambda s, key=key: short(s.get("pooled", {}).get(key)))
-    row("training minutes per fold", "", lambda s: "–" if s.get("training_minutes_mean") is None
-        else f"{s['training_minutes_mean']:.1f}")
+    row(
+        "training minutes per fold",
+        "",
+        lambda s: "–" if s.get("training_minutes_mean") is None else f"{s['training_minutes_mean']:.1f}",
+    )
     human = next(iter(summaries.values()))["second_observer"]
-    lines += ["", "Second observer (vk) against the ground truth (ah), same FOV pixels, all 20 images: "
-              + ", ".join(f"{key} {short(human[key])}" for key in RATES) + "."]
+    lines += [
+        "",
+        "Second observer (vk) against the ground truth (ah), same FOV pixels, all 20 images: "
+        + ", ".join(f"{key} {short(human[key])}" for key in RATES)
+        + ".",
+    ]
     lines += comparison_lines({f"this project, {label}": summary for label, summary in summaries.items()})
     return "\n".join(lines) + "\n"

@@ -23,8 +23,26 @@ from lib.imageio import atomic_path
 # DRIVE's FOV is a disc of about 540 px in 565 px wide images (lib.patches.DRIVE_FOV_RADIUS = 270).
 FOV_RADIUS_FRACTION = 270 / 565
 STARE_IDS = (
-    "im0001", "im0002", "im0003", "im0004", "im0005", "im0044", "im0077", "im0081", "im0082", "im0139",
-    "im0162", "im0163", "im0235", "im0236", "im0239", "im0240", "im0255", "im0291", "im0319", "im0324",
+    "im0001",
+    "im0002",
+    "im0003",
+    "im0004",
+    "im0005",
+    "im0044",
+    "im0077",
+    "im0081",
+    "im0082",
+    "im0139",
+    "im0162",
+    "im0163",
+    "im0235",
+    "im0236",
+    "im0239",
+    "im0240",
+    "im0255",
+    "im0291",
+    "im0319",
+    "im0324",
 )
 MIN_SIZE = 32  # below this the FOV is too small to hold a vessel tree
 # Separate random streams per dataset and split, so no two synthetic images are alike.
@@ -59,7 +77,7 @@ def _draw(canvas, points, widths):
     fixed = np.round(points * 4).astype(np.int32)  # 1/4 px precision (shift=2)
     bounds = [0, *(np.flatnonzero(np.diff(widths)) + 1), len(widths)]
     for begin, end in itertools.pairwise(bounds):
-        cv2.polylines(canvas, [fixed[begin:end + 1]], False, 255, thickness=int(widths[begin]), shift=2)
+        cv2.polylines(canvas, [fixed[begin : end + 1]], False, 255, thickness=int(widths[begin]), shift=2)
 
 
 def _vessel_tree(rng, fov, centre, radius, disc):
@@ -148,8 +166,7 @@ def synthetic_fundus(rng: np.random.Generator, height: int, width: int, fov_radi
 
     # Illumination: vignetting, a random tilt, low-frequency mottle and a dark macula.
     tilt = rng.normal(0, 0.08, 2).astype(np.float32)
-    mottle = cv2.resize(rng.normal(0, 0.04, (6, 6)).astype(np.float32), (width, height),
-                        interpolation=cv2.INTER_CUBIC)
+    mottle = cv2.resize(rng.normal(0, 0.04, (6, 6)).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
     shade = (1 - 0.35 * centre_d2) * ((1 + tilt[0] * dx)[None, :] + (tilt[1] * dy)[:, None]) * (1 + mottle)
     macula = np.outer(_gaussian(height, fovea[1], 0.15 * layout), _gaussian(width, fovea[0], 0.15 * layout))
     shade *= 1 - 0.3 * macula
@@ -197,8 +214,9 @@ def _check_count(name: str, count: int) -> None:
         raise UserError(f"{name} must be at least 1, got {count}")
 
 
-def write_synthetic_drive(root, n_train: int = 20, n_test: int = 20, height: int = 584, width: int = 565,
-                          seed: int = 0) -> list[Path]:
+def write_synthetic_drive(
+    root, n_train: int = 20, n_test: int = 20, height: int = 584, width: int = 565, seed: int = 0
+) -> list[Path]:
     """Write a fake DRIVE under ``root`` (training ids 21, 22, ..., test ids 01, 02, ...); return the files.
 
     Layout and names are DRIVE's: ``{split}/images/NN_{split}.tif`` (RGB),
@@ -209,8 +227,10 @@ def write_synthetic_drive(root, n_train: int = 20, n_test: int = 20, height: int
     _check_count("the number of test images", n_test)
     root = Path(root)
     written = []
-    for split, count, first, stream in (("training", n_train, 21, _STREAM_DRIVE_TRAINING),
-                                        ("test", n_test, 1, _STREAM_DRIVE_TEST)):
+    for split, count, first, stream in (
+        ("training", n_train, 21, _STREAM_DRIVE_TRAINING),
+        ("test", n_test, 1, _STREAM_DRIVE_TEST),
+    ):
         for number in range(first, first + count):
             rng = np.random.default_rng([seed, stream, number])
             rgb, vessels, fov = synthetic_fundus(rng, height, width)

@@ -400,6 +400,8 @@ def test_the_copy_under_another_name_changes_the_name_alone():
     renamed = with_name(PUBLISHED, "mine")
     assert renamed == PUBLISHED.replace("[experiment name]\nname = test\n", "[experiment name]\nname = mine\n")
     assert with_name(PUBLISHED, "test") == PUBLISHED
+
+
 def with_training_lines(tmp_path, *lines: str) -> Path:
     path = tmp_path / "configuration.txt"
     added = "".join(f"{line}\n" for line in lines)

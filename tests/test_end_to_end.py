@@ -333,10 +333,15 @@ def test_bad_initial_weights_are_one_line_before_any_training(experiment, tmp_pa
 
         other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
         other.save_weights(path)
-    config = make_config(experiment.folder, tiny=True, filename="initial.txt", overrides={
-        "experiment name": {"name": "from_initial"},
-        "training settings": {"initial_weights": path},
-    })
+    config = make_config(
+        experiment.folder,
+        tiny=True,
+        filename="initial.txt",
+        overrides={
+            "experiment name": {"name": "from_initial"},
+            "training settings": {"initial_weights": path},
+        },
+    )
     result = run_script("run_training.py", "--config", config, cwd=experiment.folder)
     fragment = "weights file not found" if initial == "missing" else "not weights of this U-Net"
     assert_user_error(result, "[training settings] initial_weights", str(path), fragment)

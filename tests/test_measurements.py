@@ -280,5 +280,3 @@ def test_a_map_without_its_mask_is_one_error_and_nothing_half_written(tmp_path, 
     assert "02_test_mask.png: the mask is 200x40 px but" in errors[0]
     assert "03_manual1.png: no mask named 03.* in" in errors[1]
     assert [row["image"] for row in read_csv(out)] == [str(tmp_path / "maps" / "01_manual1.png")]  # untouched
-
-

@@ -70,8 +70,11 @@ def test_patch_tiles_equal_one_pass_with_the_fov_skipping(monkeypatch, stride, b
     core, margin = inference.tiles(image.shape[1:])
     assert core < 97 and margin >= 16 and core % stride[0] == margin % stride[0] == 0
     counted = []
-    monkeypatch.setattr(prediction, "predict_patches", lambda model, patches, batch: counted.append(len(patches))
-                        or predict_patches(model, patches, batch))
+    monkeypatch.setattr(
+        prediction,
+        "predict_patches",
+        lambda model, patches, batch: counted.append(len(patches)) or predict_patches(model, patches, batch),
+    )
     np.testing.assert_allclose(predict_image(PatchMean(), image, inference, fov), one_pass, rtol=0, atol=1e-12)
     assert len(counted) > 1 and max(counted) <= budget  # every pass within the memory budget
 

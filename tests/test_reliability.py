@@ -450,8 +450,13 @@ CASES = {
         "--resume with other training settings than the checkpoint's",
         TRAIN,
         ("--resume",),
-        ("optimizer = adam (was sgd)", "learning_rate = 0.5 (was 0.05)", "batch_size = 8 (was 16)",
-         "--config exp/configuration.txt", "--name NEW"),
+        (
+            "optimizer = adam (was sgd)",
+            "learning_rate = 0.5 (was 0.05)",
+            "batch_size = 8 (was 16)",
+            "--config exp/configuration.txt",
+            "--name NEW",
+        ),
         tensorflow=True,
         setup=_resumed_with_other_settings,
     ),
@@ -466,8 +471,14 @@ CASES = {
         "more patches than the memory holds (N_subimgs = 400000000)",
         TRAIN,
         (),
-        ("configuration.txt", "N_subimgs = 400000000", "GiB of memory", "available", "lower N_subimgs",
-         "patch_source = streaming"),
+        (
+            "configuration.txt",
+            "N_subimgs = 400000000",
+            "GiB of memory",
+            "available",
+            "lower N_subimgs",
+            "patch_source = streaming",
+        ),
         tensorflow=True,
         setup=_config({"training settings": {"N_subimgs": "400000000"}}),
     ),
@@ -775,7 +786,9 @@ def test_the_history_holds_the_rows_of_the_saved_epochs_only(tmp_path):
     experiment.history.write_text("epoch,accuracy,loss\n0,0.9,0.3\n1,0.8,nan\n")
     experiment.write_history(1, {"loss": 0.25, "accuracy": 0.95, "minutes": 2.0})
     assert experiment.history.read_text().splitlines() == [
-        "epoch,accuracy,loss,minutes", "0,0.9,0.3,", "1,0.95,0.25,2.0"
+        "epoch,accuracy,loss,minutes",
+        "0,0.9,0.3,",
+        "1,0.95,0.25,2.0",
     ]
     Experiment(tmp_path / "new", "exp").write_history(0, {"loss": 0.5})
     assert (tmp_path / "new" / "training_history.csv").read_text().splitlines() == ["epoch,loss", "0,0.5"]
@@ -867,8 +880,12 @@ def test_weights_renamed_h5_load(base, tmp_path):
     renamed = tmp_path / "model.h5"
     shutil.copyfile(base / "exp" / "exp_best.weights.h5", renamed)
     model = load_trained_model(renamed)
-    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), load_trained_model(
-        base / "exp" / "exp_best.weights.h5").get_weights(), strict=True))
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(
+            model.get_weights(), load_trained_model(base / "exp" / "exp_best.weights.h5").get_weights(), strict=True
+        )
+    )
 
 
 # ------------------------------------------------------------------ resuming, full disks (these train)
