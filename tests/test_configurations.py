@@ -181,3 +181,10 @@ def test_every_key_of_the_table_is_parsed_and_reaches_the_typed_configuration(tm
         "leave_one_out.stare_folder": Path("STARE"), "leave_one_out.folds": None,
         "leave_one_out.results_folder": Path("STARE_results")}  # fmt: skip
     assert full == bare
+
+
+def test_the_layout_page_names_every_module():
+    """docs/layout.md's tables are where a reader finds which module does what: every module is in them."""
+    layout = (REPO / "docs" / "layout.md").read_text()
+    modules = sorted(path.name for folder in ("lib", "src") for path in (REPO / folder).glob("[!_]*.py"))
+    assert [name for name in modules if f"`{name}`" not in layout] == []
