@@ -102,6 +102,8 @@ def fov_circle(mask: np.ndarray) -> tuple[np.ndarray, float]:
     The edge points on the frame border are dropped and a least-squares circle is fitted to the
     rest; the refits on the points closest to the circle discard straight clip lines just inside the
     frame and small tabs such as STARE's notch. A FOV without an edge inside the frame is a UserError.
+    (``skimage.measure.ransac`` with ``CircleModel`` does the same job by random sampling and a geometric fit:
+    other diameters, hence other scales and other pixels for every rescaled photograph; this fit is kept.)
     """
     binary = _binary(mask)
     contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)

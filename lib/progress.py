@@ -1,4 +1,6 @@
-"""A dependency-free progress line for loops that take more than a few seconds."""
+"""A dependency-free progress line for loops that take more than a few seconds: one line per item in a log file
+(``nohup = True``, a job's output), one line redrawn in a terminal. (``rich.progress``, which Keras brings, draws
+nothing into a log until the loop ends: a user following a long run's log would see no progress.)"""
 
 import sys
 import time
