@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
+from lib.atomic import atomic_group
 from lib.datasets import read_drive_split, write_hdf5
 from lib.folders import check_download_apart
-from lib.imageio import atomic_group
 from src import cli
 
 

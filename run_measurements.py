@@ -5,10 +5,11 @@ import math
 import sys
 from pathlib import Path
 
+from lib.atomic import write_csv
 from lib.errors import UserError
 from lib.files import companion, expand, index_files, unique_files
 from lib.folders import check_own_csv, refuse_overlap
-from lib.imageio import read_binary, write_csv
+from lib.imageio import read_binary
 from lib.progress import progress
 from src.cli import Parser, run_cli
 

@@ -16,12 +16,13 @@ import json
 import statistics
 from pathlib import Path
 
+from lib.atomic import atomic_path, write_csv
 from lib.config import load_config
 from lib.experiment import PHOTOGRAPH_MODEL, Experiment
-from lib.imageio import atomic_path, read_csv, write_csv
 from lib.photographs import Options
 from lib.run_folder import SUMMARY
 from lib.sources import Source
+from lib.textfiles import read_csv
 from src.cli import run_cli
 
 SPLIT = Path(__file__).with_name("label_budget_split.json")

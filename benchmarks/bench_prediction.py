@@ -32,8 +32,9 @@ import numpy as np
 from PIL import Image
 
 from benchmarks import common
+from lib.atomic import atomic_path
 from lib.files import expand
-from lib.imageio import atomic_path, read_rgb
+from lib.imageio import read_rgb
 from lib.run_folder import OUTPUTS
 
 REPO = Path(__file__).resolve().parents[1]

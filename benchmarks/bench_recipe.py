@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.atomic import write_text
 from lib.config import load_config
-from lib.imageio import write_text
 from lib.log_file import log_to
 from lib.metrics import evaluate_fov
 from lib.test_set import load_test_set

@@ -16,8 +16,8 @@ import numpy as np
 
 from benchmarks import common
 from lib.files import pairing_key
-from lib.imageio import read_csv
 from lib.measurements import COLUMNS
+from lib.textfiles import read_csv
 
 
 def paired_rows(first: Path, second: Path) -> list[tuple[dict, dict]]:

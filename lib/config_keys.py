@@ -223,7 +223,7 @@ def with_reference(document: str, reference: str) -> str:
 
 def write_reference(doc: Path = DOC) -> None:
     """Rewrite the key reference of ``doc`` from the table."""
-    from lib.imageio import write_text
+    from lib.atomic import write_text
 
     write_text(doc, with_reference(doc.read_text(), reference_markdown(shipped_sections)))
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from lib.atomic import atomic_path
 from lib.errors import UserError
-from lib.imageio import atomic_path, read_binary, read_rgb
+from lib.imageio import read_binary, read_rgb
 
 DRIVE_SPLITS = {
     # split: (image pattern, label name, mask name)

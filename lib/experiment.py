@@ -12,9 +12,9 @@ import json
 import math
 from pathlib import Path
 
+from lib.atomic import write_csv, write_text
 from lib.errors import UserError
-from lib.imageio import read_csv, write_csv, write_text
-from lib.textfiles import read_text
+from lib.textfiles import read_csv, read_text
 
 WEIGHTS_SUFFIX = ".weights.h5"  # Keras 3 insists on it
 REPO = Path(__file__).resolve().parents[1]

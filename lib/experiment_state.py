@@ -9,10 +9,10 @@ import time
 import warnings
 from pathlib import Path
 
+from lib.atomic import folder_for
 from lib.config import ConfigWarning, TrainingSettings, load_config
 from lib.errors import UserError
 from lib.experiment import Experiment, TrainingState
-from lib.imageio import folder_for
 from lib.lock import InUseError, held
 
 ANOTHER_NAME = "train under another name (--name NEW, or [experiment name] name)"

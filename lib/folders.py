@@ -10,9 +10,10 @@ import contextlib
 import os
 from pathlib import Path
 
+from lib.atomic import folder_for
 from lib.errors import UserError
-from lib.imageio import folder_for, read_csv
 from lib.lock import InUseError, held
+from lib.textfiles import read_csv
 
 
 @contextlib.contextmanager

@@ -22,8 +22,8 @@ from urllib.parse import quote
 
 import numpy as np
 
+from lib.atomic import write_text
 from lib.files import file_id
-from lib.imageio import write_text
 from lib.measurements import COLUMNS as MEASUREMENTS
 from lib.quality import is_flagged
 from lib.run_folder import REPORT, SETTINGS, merged_rows, output_path, read_settings, thumbnail_path

@@ -70,8 +70,10 @@ class Inference:
         """
         height, width = image_hw
         if self.mode == "patches":
-            rows, cols = (math.ceil(max(size - patch, 0) / stride) + 1 for size, patch, stride in
-                          zip(image_hw, self.patch_hw, self.stride_hw, strict=True))
+            rows, cols = (
+                math.ceil(max(size - patch, 0) / stride) + 1
+                for size, patch, stride in zip(image_hw, self.patch_hw, self.stride_hw, strict=True)
+            )
             if rows * cols <= MAX_PASS_PATCHES:
                 return None
             align = math.lcm(*self.stride_hw)

@@ -6,8 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from lib.atomic import folder_for
 from lib.errors import UserError
-from lib.imageio import folder_for
 
 
 @contextlib.contextmanager

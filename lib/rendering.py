@@ -6,7 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lib.imageio import atomic_path, write_png
+from lib.atomic import atomic_path
+from lib.imageio import write_png
 
 OVERLAY_COLOUR = (0, 255, 0)  # green stands out on the red-orange retina
 OVERLAY_ALPHA = 0.6

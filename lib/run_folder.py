@@ -14,12 +14,12 @@ import re
 import time
 from pathlib import Path
 
+from lib.atomic import write_csv, write_text
 from lib.errors import UserError
 from lib.files import file_id
 from lib.folders import holder, in_use, refuse_overlap
-from lib.imageio import read_csv, write_csv, write_text
 from lib.shards import check_parts, write_record
-from lib.textfiles import read_text
+from lib.textfiles import read_csv, read_text
 
 OUTPUTS = ("probability", "vessels", "overlay", "fov")
 SUMMARY = "summary.csv"

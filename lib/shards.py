@@ -9,9 +9,9 @@ import hashlib
 import json
 from pathlib import Path
 
+from lib.atomic import write_text
 from lib.errors import UserError
 from lib.files import file_id
-from lib.imageio import write_text
 from lib.textfiles import read_text
 
 SHOWN = 5  # names listed in a message before "and N more"

@@ -13,12 +13,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lib.atomic import atomic_group, write_text
 from lib.config import STARE_ID, DataPaths, LeaveOneOut
 from lib.datasets import write_hdf5
 from lib.errors import UserError
 from lib.folders import check_download_apart, in_use
 from lib.fov import detect_fov, fov_stats
-from lib.imageio import atomic_group, read_binary, read_rgb, write_png, write_text
+from lib.imageio import read_binary, read_rgb, write_png
 from lib.reports import PER_IMAGE_METRICS, RATES
 from lib.test_set import ImageSet, load_test_set
 from lib.textfiles import read_json, read_text

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from lib.atomic import atomic_path
 from lib.errors import UserError
-from lib.imageio import atomic_path
 
 # DRIVE's FOV is a disc of about 540 px in 565 px wide images (lib.patches.DRIVE_FOV_RADIUS = 270).
 FOV_RADIUS_FRACTION = 270 / 565

@@ -2,6 +2,8 @@
 a Windows or Latin-1 encoding, semicolons in many locales), JSON written by hand or cut short. Read tolerantly
 where the meaning is plain, else refused in one line naming the file."""
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -37,3 +39,15 @@ def read_json(path, fix: str):
         raise UserError(f"{path}: damaged JSON ({error}); {fix}") from None
     except (IsADirectoryError, PermissionError) as error:
         raise UserError(f"{path}: cannot read it ({error.strerror}); {fix}") from None
+
+
+def read_csv(path) -> list[dict]:
+    """The rows of a CSV written by ``write_csv``, as dicts of strings, also once a spreadsheet saved it again
+    (``lib.textfiles``); [] when the file does not exist. A file that is no CSV is a UserError."""
+    try:
+        text = read_text(path)
+        return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter(text)))
+    except FileNotFoundError:
+        return []
+    except (csv.Error, IsADirectoryError, PermissionError) as error:
+        raise UserError(f"{path}: not a readable CSV ({error}); restore it, or move it away") from None

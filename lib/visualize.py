@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from lib.imageio import atomic_path, write_png
+from lib.atomic import atomic_path
+from lib.imageio import write_png
 
 
 def group_images(images: np.ndarray, per_row: int) -> np.ndarray:

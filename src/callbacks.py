@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from lib import metrics as m
+from lib.atomic import atomic_group, atomic_path, require_free_space
 from lib.config import TrainingSettings
 from lib.errors import DiskFullError, UserError
 from lib.experiment import WEIGHTS_SUFFIX, Experiment, TrainingState
-from lib.imageio import atomic_group, atomic_path, require_free_space
 from lib.visualize import save_training_curves
 from src.backend import keras, tf
 from src.model import build_unet

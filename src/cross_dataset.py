@@ -5,8 +5,9 @@ from pathlib import Path
 
 from lib import metrics as m
 from lib import reports
+from lib.atomic import write_text
 from lib.experiment import CrossDatasetResults
-from lib.imageio import write_png, write_text
+from lib.imageio import write_png
 from lib.stare import load_stare
 from src.model import load_trained_model
 from src.testing import check_writable, comparison_picture, evaluate_test_set, predict_images

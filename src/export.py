@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.atomic import atomic_folder, atomic_path
 from lib.errors import UserError
-from lib.imageio import atomic_folder, atomic_path
 from lib.preprocessing import preprocess
 from lib.synthetic import synthetic_fundus
 from src.backend import keras, tf

@@ -6,12 +6,12 @@ folder's configuration copy records the photographs and the patch counts, so tha
 import dataclasses
 from pathlib import Path
 
+from lib.atomic import write_csv
 from lib.config import Config
 from lib.config_files import merged_text, with_value
 from lib.errors import UserError
 from lib.experiment import SHIPPED_MODELS, Experiment
 from lib.folders import refuse_overlap
-from lib.imageio import write_csv
 from lib.labelled_photographs import TrainingSet, roles, training_set
 from lib.photographs import Options
 from lib.sources import SOURCE_SEPARATOR, Source

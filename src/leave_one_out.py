@@ -19,9 +19,10 @@ import numpy as np
 
 from lib import metrics as m
 from lib import reports
+from lib.atomic import write_text
 from lib.errors import UserError
 from lib.experiment import Experiment, LeaveOneOutResults
-from lib.imageio import read_binary, read_probability_png, write_png, write_probability_png, write_text
+from lib.imageio import read_binary, read_probability_png, write_png, write_probability_png
 from lib.log_file import log_to
 from lib.stare import load_stare, read_fold_result
 from lib.test_set import ImageSet

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from lib import metrics as m
+from lib.atomic import write_text
 from lib.errors import UserError
 from lib.experiment import TestResults
-from lib.imageio import write_png, write_text
+from lib.imageio import write_png
 from lib.inference import Inference
 from lib.progress import progress
 from lib.reports import drive_comparison, per_image_csv, per_image_summary

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.atomic import atomic_path, write_text
 from lib.config import SEED_LIMIT, TrainingSettings
 from lib.config_files import merged_text, with_name
 from lib.errors import UserError
 from lib.experiment import Experiment
 from lib.experiment_state import experiment_in_use, start_over, starting_state
 from lib.folders import check_data_apart
-from lib.imageio import atomic_path, write_text
 from lib.training_set import (
     Photographs,
     check_memory,

@@ -1,4 +1,4 @@
-"""Every file the project writes goes through ``lib.imageio.atomic_path``, so a crash, Ctrl-C or kill leaves the
+"""Every file the project writes goes through ``lib.atomic.atomic_path``, so a crash, Ctrl-C or kill leaves the
 old file or the complete new one, never a partial file.
 
 The check parses lib/, src/ and the top-level scripts with ``ast`` and finds each call that writes a file; its
@@ -266,8 +266,8 @@ def test_the_check_ignores_reads(source):
 def test_a_group_renames_its_files_only_when_all_are_written(tmp_path):
     """atomic_group: the disk filling up at the third file leaves the two earlier targets as they were, no
     temporary file and no folder made for the files; success replaces all three."""
+    from lib.atomic import atomic_group, atomic_path, write_text
     from lib.errors import DiskFullError
-    from lib.imageio import atomic_group, atomic_path, write_text
 
     paths = [tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "new" / "c.txt"]
     for path in paths[:2]:
@@ -300,7 +300,7 @@ def ctrl_c_interrupts():
 
 def test_ctrl_c_waits_for_the_renames_of_a_group(tmp_path, ctrl_c_interrupts):
     """SIGINT arriving while a group renames its files is delivered once all are renamed: all new, or all old."""
-    from lib.imageio import atomic_group, write_text
+    from lib.atomic import atomic_group, write_text
 
     paths = [tmp_path / f"{index}.txt" for index in range(3)]
     original = os.replace

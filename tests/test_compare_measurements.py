@@ -5,7 +5,7 @@ import math
 import pytest
 
 from benchmarks.compare_measurements import compare, paired_rows
-from lib.imageio import write_csv
+from lib.atomic import write_csv
 from lib.measurements import COLUMNS
 
 

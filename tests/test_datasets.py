@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from lib import datasets
+from lib.atomic import atomic_path
 from lib.errors import UserError
-from lib.imageio import atomic_path, read_binary, read_rgb
+from lib.imageio import read_binary, read_rgb
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from helpers import assert_user_error, run_script
 
 import run_export
-from lib.imageio import atomic_folder
+from lib.atomic import atomic_folder
 from src import cli, export
 from src.model import build_unet, load_trained_model
 from src.prediction import predict_whole

@@ -10,8 +10,8 @@ from test_run_prediction import read_summary, segmenting, stand_in, write_photos
 
 import run_prediction
 from lib import html_report
+from lib.atomic import write_csv
 from lib.html_report import write_report
-from lib.imageio import write_csv
 from lib.rendering import THUMBNAIL_SIDE, thumbnail
 from lib.run_folder import REPORT, SUMMARY
 

@@ -236,7 +236,7 @@ def test_an_export_over_its_weights_is_refused(tmp_path, capsys):
 
 
 def test_a_savedmodel_is_not_exported_over_other_files(tmp_path):
-    from lib.imageio import atomic_folder
+    from lib.atomic import atomic_folder
     from src.export import SAVEDMODEL_CONTENTS
 
     target = tmp_path / "model"

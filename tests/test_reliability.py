@@ -603,7 +603,7 @@ def _temporaries(folder: Path) -> list[str]:
 
 def test_a_kill_is_reported_like_ctrl_c_and_cleans_up(tmp_path, capsys):
     """SIGTERM (plain ``kill``) during a write: the temporary file is removed, one line, exit 143."""
-    from lib.imageio import atomic_path
+    from lib.atomic import atomic_path
     from src import cli
 
     target = tmp_path / "results.txt"

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lib.atomic import write_csv
 from lib.errors import UserError
 from lib.files import unique_files
 from lib.fov import fov_warning
-from lib.imageio import read_csv, write_csv, write_png
+from lib.imageio import write_png
 from lib.run_folder import (
     OUTPUTS,
     SUMMARY,
@@ -25,6 +26,7 @@ from lib.run_folder import (
     summary_path,
     write_settings,
 )
+from lib.textfiles import read_csv
 
 SETTINGS = {"weights": "a.weights.h5", "weights_sha256": "1" * 64, "threshold": 0.5, "outputs": "probability"}
 

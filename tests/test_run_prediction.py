@@ -24,7 +24,7 @@ from helpers import REPO, assert_ok, assert_user_error, default_sigint, run_scri
 from PIL import Image
 
 import run_prediction
-from lib import imageio, photographs
+from lib import atomic, photographs
 from lib.errors import UserError
 from lib.fov import detect_fov, fov_diameter
 from lib.imageio import read_binary, read_rgb
@@ -572,7 +572,7 @@ def test_an_unwritable_output_folder_is_refused_before_any_prediction(tmp_path, 
     def read_only(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(imageio.tempfile, "mkstemp", read_only)  # what a read-only folder does to a new file
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", read_only)  # what a read-only folder does to a new file
     with pytest.raises(UserError, match=f"{tmp_path / 'out'}: cannot write settings.json there .Permission denied."):
         segmenting(tmp_path)
     assert network_calls == [] and "summary" not in capsys.readouterr().out

@@ -25,8 +25,9 @@ from lib import stare
 from lib.config import load_config
 from lib.errors import UserError
 from lib.experiment import Experiment
-from lib.imageio import read_binary, read_csv, read_rgb
+from lib.imageio import read_binary, read_rgb
 from lib.run_folder import SUMMARY
+from lib.textfiles import read_csv
 
 # ------------------------------------------------------------------ CSVs a spreadsheet saved again
 
