@@ -188,14 +188,19 @@ class TestResults:
 
 
 @dataclasses.dataclass(frozen=True)
-class LeaveOneOutResults:
-    """A STARE leave-one-out's results folder: per fold four small files (committed), and the tables."""
+class _StareResults:
+    """A folder of results on the STARE images: a per-image table as CSV and Markdown, and the pooled summary."""
 
     folder: Path
 
+    summary = _File(SUMMARY_FILE)
+
+
+class LeaveOneOutResults(_StareResults):
+    """A STARE leave-one-out's results folder: per fold four small files (committed), and the tables."""
+
     table = _File("leave_one_out.csv")
     markdown = _File("leave_one_out.md")
-    summary = _File(SUMMARY_FILE)
 
     def fold(self, image_id: str) -> dict[str, Path]:
         """The fold's result (written last: it marks the fold finished), 16-bit map, FOV mask and picture."""
@@ -207,15 +212,11 @@ class LeaveOneOutResults:
         }
 
 
-@dataclasses.dataclass(frozen=True)
-class CrossDatasetResults:
+class CrossDatasetResults(_StareResults):
     """A DRIVE-trained model tested on every STARE image: ``<results_folder>/cross_dataset_<weights' id>/``."""
-
-    folder: Path
 
     table = _File("cross_dataset.csv")
     markdown = _File("cross_dataset.md")
-    summary = _File(SUMMARY_FILE)
 
     @classmethod
     def of_weights(cls, results_folder: Path, weights: Path) -> "CrossDatasetResults":
