@@ -96,3 +96,15 @@ def test_help_answers_without_importing_tensorflow(script):
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip().endswith("[]"), result.stdout[-2000:] + result.stderr
+
+
+def test_every_lib_module_imports_without_tensorflow():
+    """lib/ is TensorFlow-free: what a script imports before its arguments are valid, and what other tools reuse."""
+    code = (
+        "import importlib, pkgutil, sys, lib\n"
+        "for module in pkgutil.iter_modules(lib.__path__):\n"
+        "    importlib.import_module('lib.' + module.name)\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
