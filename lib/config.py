@@ -74,6 +74,7 @@ class TrainingSettings:
     tensorboard: bool  # write TensorBoard event files to <name>/tensorboard/
     camera_augmentation: CameraAugmentation  # the augment_* keys: random changes of each photograph per epoch
     deterministic: bool  # TensorFlow's deterministic ops: the same seed repeats a run bit for bit
+    initial_weights_compete: bool = False  # an epoch must beat the starting weights' validation loss to be the best
 
     @property
     def where(self) -> str:

@@ -101,6 +101,9 @@ KEYS = (
         "random horizontal and vertical flips of each training patch; needs `patch_source = streaming`"),
     *(Key("training settings", f"augment_{name}", "amount", "0", _AUGMENT[name], low=0.0, high=most)
       for name, most in LIMITS.items()),
+    Key("training settings", "initial_weights_compete", "boolean", "False", "with `initial_weights`: the starting "
+        "weights are scored on the validation patches first, and an epoch must beat them to become the best weights; "
+        "a fine-tuning that only makes them worse keeps them (`configurations/finetune.txt`)"),
     Key("training settings", "deterministic", "boolean", "False", "TensorFlow's deterministic kernels and dropout "
         "seeded per epoch: a run repeats bit for bit (see [the seed](#what-the-seed-repeats))"),
     Key("training settings", "precision", "choice", "float32",

@@ -15,7 +15,7 @@ from lib.errors import DiskFullError, UserError
 from lib.experiment import WEIGHTS_SUFFIX, Experiment, TrainingState
 from lib.visualize import save_training_curves
 from src.backend import keras, tf
-from src.model import build_unet
+from src.model import build_unet, load_weights
 from src.prediction import predict_patches
 
 _DROPOUT_STREAM = 0xD0  # keeps the dropout seeds apart from the patch sampling's [seed, epoch]
@@ -162,6 +162,35 @@ class ThresholdOfTheBest(keras.callbacks.Callback):
         if self.checkpoints.best_loss < self.best_loss:  # SafeCheckpoints has just saved new best weights
             self.best_loss = self.checkpoints.best_loss
             self.experiment.write_threshold(choose_threshold(self.model, self.validation, self.settings, epoch + 1))
+
+
+class StartCompetes(keras.callbacks.Callback):
+    """``initial_weights_compete``: before the first epoch, the starting weights' validation loss becomes the loss to
+    beat (the best weights stay unwritten until an epoch beats it); when the training ends and none did, the
+    starting weights become the best weights, with their threshold. Runs before the checkpoints' callbacks."""
+
+    def __init__(self, checkpoints: SafeCheckpoints, threshold: ThresholdOfTheBest, settings, fresh: bool):
+        super().__init__()
+        self.checkpoints, self.threshold, self.settings, self.fresh = checkpoints, threshold, settings, fresh
+
+    def on_train_begin(self, logs=None):
+        if not self.fresh:  # resumed: the loss to beat is in the training state already
+            return
+        x, y = self.threshold.validation
+        loss = float(self.model.evaluate(x, y, batch_size=self.settings.batch_size, verbose=0)[0])
+        self.checkpoints.best_loss = self.threshold.best_loss = loss
+        print(f"the starting weights' validation loss is {loss:.5f}: an epoch must beat it to be the best", flush=True)
+
+    def on_train_end(self, logs=None):
+        experiment = self.checkpoints.experiment
+        if experiment.weights("best").is_file() or not self.checkpoints.epochs_saved:
+            return
+        start = build_unet(*self.model.input_shape[1:3])
+        load_weights(start, self.settings.initial_weights)
+        with atomic_path(experiment.weights("best"), suffix=WEIGHTS_SUFFIX) as temp:
+            start.save_weights(temp)
+        experiment.write_threshold(choose_threshold(start, self.threshold.validation, self.settings, 0))
+        print("no epoch beat the starting weights on the validation patches: they are kept as the best", flush=True)
 
 
 class EpochSeededDropout(keras.callbacks.Callback):

@@ -30,6 +30,7 @@ from src.backend import keras, tf
 from src.callbacks import (
     EpochSeededDropout,
     SafeCheckpoints,
+    StartCompetes,
     ThresholdOfTheBest,
     TrainingCurves,
     check_tensorboard,
@@ -217,6 +218,8 @@ def _fit_in_folder(settings, experiment, arrays, state, callbacks, memory, confi
         text = configuration if configuration is not None else merged_text(settings.source)
         write_text(experiment.configuration, with_name(text, experiment.name))
     checkpoints = SafeCheckpoints(experiment, state)
+    threshold = ThresholdOfTheBest(experiment, checkpoints, data.validation, settings)
+    start = settings.initial_weights_compete and settings.initial_weights is not None
     model.fit(
         **data.fit_arguments(settings.batch_size),
         validation_data=data.validation,
@@ -225,10 +228,11 @@ def _fit_in_folder(settings, experiment, arrays, state, callbacks, memory, confi
         initial_epoch=state.epochs_done,
         verbose=2 if settings.nohup or not sys.stdout.isatty() else 1,
         callbacks=[
+            *([StartCompetes(checkpoints, threshold, settings, fresh=not resume)] if start else []),
             checkpoints,
             TrainingCurves(experiment),
             *(tensorboard_callbacks(experiment, data.validation) if settings.tensorboard else ()),
-            ThresholdOfTheBest(experiment, checkpoints, data.validation, settings),
+            threshold,
             *([EpochSeededDropout(settings.seed)] if settings.deterministic else []),
             *callbacks,
         ],

@@ -3,6 +3,7 @@ balance, the configuration copy that repeats a run, every bad input refused befo
 folder → fine-tuned model → run_prediction.py path on synthetic photographs."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -111,7 +112,7 @@ def test_bad_labels_are_refused_naming_the_file(tmp_path, case, message):
 # ------------------------------------------------------------------ the command, end to end
 
 
-def tiny_finetune_config(folder, epochs=1, filename="finetune.txt"):
+def tiny_finetune_config(folder, epochs=1, filename="finetune.txt", learning_rate="0.0003"):
     """configurations/finetune.txt made quick: 1 epoch, 64 patches per photograph, from robust/."""
     return make_config(
         folder,
@@ -120,6 +121,7 @@ def tiny_finetune_config(folder, epochs=1, filename="finetune.txt"):
             "training settings": {
                 "N_epochs": str(epochs),
                 "batch_size": "16",
+                "learning_rate": learning_rate,
                 "initial_weights": str(REPO / "robust" / "robust_best.weights.h5"),
             },
             "photographs": {"patches_per_photograph": "64"},
@@ -170,6 +172,25 @@ def test_an_interrupted_fine_tuning_resumes_with_more_epochs(tmp_path):
     assert_ok(resumed)
     assert "resuming after epoch 1" in resumed.stdout
     assert len(history(tmp_path / "mycamera" / "training_history.csv")) == 2
+
+
+@pytest.mark.slow  # trains in a subprocess
+def test_a_fine_tuning_that_only_makes_the_start_worse_keeps_the_start(tmp_path):
+    """With a learning rate that wrecks the weights, no epoch beats the starting weights on the validation
+    photograph: the best weights are robust/'s, with a threshold chosen for them."""
+    photos, labels = write_photographs(tmp_path, 2)
+    config = tiny_finetune_config(tmp_path, learning_rate="0.5")
+    result = run_script("run_finetune.py", photos, "--labels", labels, "--config", config, cwd=tmp_path)
+    assert_ok(result)
+    assert "they are kept as the best" in result.stdout
+    kept, start = (
+        weights(tmp_path / "mycamera" / "mycamera_best.weights.h5"),
+        weights(REPO / "robust" / "robust_best.weights.h5"),
+    )
+    assert kept.keys() == start.keys() and all(np.array_equal(kept[name], start[name]) for name in kept)
+    last = weights(tmp_path / "mycamera" / "mycamera_last.weights.h5")
+    assert not all(np.array_equal(last[name], start[name]) for name in last)  # the epoch did train
+    assert json.loads((tmp_path / "mycamera" / "mycamera_threshold.json").read_text())["weights_epoch"] == 0
 
 
 @pytest.mark.slow  # starts Python with TensorFlow for each case
