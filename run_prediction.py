@@ -9,7 +9,7 @@ from lib.inference import PUBLISHED_PATCH_HW, Inference
 from lib.metrics import THRESHOLD
 from lib.rescale import DRIVE_FOV_DIAMETER, MAX_UPSCALE, RESCALE_TOLERANCE
 from lib.run_folder import OUTPUTS, REPORT, SETTINGS, SUMMARY, Shard, merge_summaries, merging, parse_outputs, writing
-from src.cli import Parser, add_model_options, run_cli, weights_from
+from src.cli import Parser, add_engine_option, add_model_options, run_cli, weights_from
 
 EPILOG = f"""\
 Writes per image <id>_probability.png (8-bit), <id>_vessels.png (probability >= threshold),
@@ -90,6 +90,7 @@ def parser() -> argparse.ArgumentParser:
         default=",".join(OUTPUTS),
         help=f"the files written per image, comma-separated (default all: {','.join(OUTPUTS)})",
     )
+    add_engine_option(result)
     result.add_argument("--shard", help="K/N: segment only the K-th of N parts of the sorted images (K from 1)")
     result.add_argument(
         "--overwrite",
@@ -140,12 +141,16 @@ def main(argv=None) -> int:
 def segment_as_told(args, outputs: tuple[str, ...], shard: Shard | None) -> int:
     """Segment the images as ``args`` say, into the output folder held for this run; 1 when any input failed."""
     from lib.photographs import Options
-    from src.segment import segment  # imported once the arguments are known to be valid
+    from src.engines import announce  # imported once the arguments are known to be valid
+    from src.segment import segment
 
+    engine = args.engine or "auto"
     if args.stride:
-        inference = Inference(mode="patches", patch_hw=PUBLISHED_PATCH_HW, stride_hw=(args.stride, args.stride))
+        stride_hw = (args.stride, args.stride)
+        inference = Inference(mode="patches", patch_hw=PUBLISHED_PATCH_HW, stride_hw=stride_hw, engine=engine)
     else:
-        inference = Inference(mode="flips" if args.flips else "whole", patch_hw=PUBLISHED_PATCH_HW)
+        inference = Inference(mode="flips" if args.flips else "whole", patch_hw=PUBLISHED_PATCH_HW, engine=engine)
+    print(announce(inference), flush=True)
     fov_diameter = None if args.no_rescale else args.fov_diameter
     threshold, why = prediction_threshold(args)
     print(f"threshold {threshold:.4f}: {why}", flush=True)

@@ -54,11 +54,12 @@ def main():
         metavar="CONFIG",
         help="instead: print the results of these variants' configurations side by side (from their tables)",
     )
+    cli.add_engine_option(arguments)
     args = arguments.parse_args()
     if args.compare:
         print(compare(args.compare), end="")
         return
-    config = cli.config_from(args)
+    config = cli.with_engine(cli.config_from(args), args.engine)
     settings = require_leave_one_out(config)
     folds = None if args.folds is None else parse_folds(args.folds, "--folds")
     # TensorFlow loads only once the arguments are known to be valid

@@ -15,8 +15,9 @@ def main():
         "the published Keras-1 test_best_weights.h5 (results go to <name>/<weights stem>/)",
     )
     arguments.add_argument("--output", type=Path, help="results folder (default: the experiment folder)")
+    cli.add_engine_option(arguments)
     args = arguments.parse_args()
-    config = cli.config_from(args)
+    config = cli.with_engine(cli.config_from(args), args.engine)
     from lib.experiment import TestResults
     from src.testing import run_test  # TensorFlow loads only after the configuration is known to be valid
 

@@ -8,7 +8,9 @@ and ``whole_flips`` (the whole image at once, with flip averaging), ``published`
 of the published approach in lib/published.py, same network, same stride, every patch).
 A ``_bf16`` suffix (``stride_bf16``, ``whole_bf16``, ...) runs a mode with the network computing in
 bfloat16 (``[testing settings] precision = mixed_bfloat16``); the others compute in float32.
-Each mode runs in its own process, so its peak memory is its own.
+Each mode runs with each of ``--engines`` (``mode/engine`` rows; bfloat16 and ``published`` with Keras alone),
+each in its own process, so its peak memory is its own, after one untimed image (which also builds the ONNX model
+on first use).
 """
 
 import argparse
@@ -23,15 +25,17 @@ from lib import published
 from lib.config import load_config
 from lib.metrics import evaluate, evaluate_fov
 from lib.test_set import load_test_set
-from src.model import load_trained_model
+from src.engines import KerasEngine, load_engine
 from src.prediction import overlapping_patches, predict_patches
 from src.testing import predict_images
 
 MODES = ("network", "stride", "stride_bf16", "whole", "whole_flips", "whole_bf16", "whole_flips_bf16", "published")
 BF16 = "_bf16"
+KERAS_ONLY = tuple(mode for mode in MODES if mode.endswith(BF16)) + ("published",)
 
 
-def run_single(mode: str, config, weights) -> dict:
+def run_single(single: str, config, weights) -> dict:
+    mode, engine_name = single.split("/")
     test_set = load_test_set(config.data, config.testing)
     images, truths, masks = test_set.images, test_set.truths, test_set.masks
     base_mode = mode.removesuffix(BF16)
@@ -39,8 +43,9 @@ def run_single(mode: str, config, weights) -> dict:
         config.testing.inference,
         mode={"whole": "whole", "whole_flips": "flips"}.get(base_mode, "patches"),
         precision="mixed_bfloat16" if mode.endswith(BF16) else "float32",
+        engine=engine_name,
     )
-    model = load_trained_model(weights, inference.precision)
+    model = load_engine(weights, inference)
     patch_hw, stride_hw = inference.patch_hw, inference.stride_hw
 
     def network(count: int) -> None:
@@ -54,7 +59,8 @@ def run_single(mode: str, config, weights) -> dict:
         height, width = images.shape[2:]
         padded = published.paint_border_overlap(images[:count].astype(np.float64), *patch_hw, *stride_hw)
         patches = published.extract_ordered_overlap(padded, *patch_hw, *stride_hw)
-        output = model.predict(patches.transpose(0, 2, 3, 1), batch_size=32, verbose=0)
+        assert isinstance(model, KerasEngine)  # the published approach runs Keras' predict, as published
+        output = model.model.predict(patches.transpose(0, 2, 3, 1), batch_size=32, verbose=0)
         probabilities = output[..., 1].astype(np.float64)[:, None]  # published pred_to_imgs keeps float64
         full, _ = published.recompone_overlap(probabilities, padded.shape[2], padded.shape[3], *stride_hw)
         scores, labels = published.pred_only_FOV(
@@ -74,7 +80,7 @@ def run_single(mode: str, config, weights) -> dict:
     auc = run(len(images))
     seconds = elapsed[0] if base_mode == "network" else time.perf_counter() - start
     return {
-        "mode": mode,
+        "mode": single,
         "images": len(images),
         "seconds_per_image": seconds / len(images),
         "peak_rss_mb": common.peak_rss_mb(),
@@ -88,6 +94,7 @@ def main():
     parser.add_argument("--weights", default=None, help="default: the experiment's best weights")
     parser.add_argument("--images", type=int, default=None, help="test images to use (default: full_images_to_test)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
+    parser.add_argument("--engines", default=",".join(common.ENGINE_NAMES), help="comma-separated engines to compare")
     parser.add_argument("--single", help=argparse.SUPPRESS)
     args = parser.parse_args()
     config = load_config(args.config)
@@ -100,16 +107,21 @@ def main():
         print(json.dumps(run_single(args.single, config, weights)))
         return
     forwarded = ["--config", args.config, "--weights", weights, "--images", str(testing.full_images_to_test)]
-    rows = common.run_modes("benchmarks.bench_inference", args.modes.split(","), forwarded)
+    runs = common.with_engines(args.modes.split(","), args.engines.split(","), KERAS_ONLY)
+    rows = common.run_modes("benchmarks.bench_inference", runs, forwarded)
     by_mode = {row["mode"]: row for row in rows}
     for row in rows:
-        if "published" in by_mode:
-            row["speedup"] = by_mode["published"]["seconds_per_image"] / row["seconds_per_image"]
-        if "stride" in by_mode:
-            row["vs_stride"] = by_mode["stride"]["seconds_per_image"] / row["seconds_per_image"]
+        seconds, (mode, _) = row["seconds_per_image"], row["mode"].split("/")
+        if "published/keras" in by_mode:
+            row["speedup"] = by_mode["published/keras"]["seconds_per_image"] / seconds
+        if "stride/keras" in by_mode:
+            row["vs_stride"] = by_mode["stride/keras"]["seconds_per_image"] / seconds
+        if f"{mode}/keras" in by_mode:
+            row["vs_keras"] = by_mode[f"{mode}/keras"]["seconds_per_image"] / seconds
     print(
         f"\nweights {weights}; {testing.full_images_to_test} DRIVE test images; stride "
         f"{inference.stride_hw[0]}x{inference.stride_hw[1]}; patch batch {inference.batch_size}\n"
+        f"{common.machine()}\n"
     )
     common.print_table(
         [
@@ -118,13 +130,16 @@ def main():
             ("peak_rss_mb", "peak RSS (MiB)", ".0f"),
             ("auc_roc", "AUC ROC", ".4f"),
             ("speedup", "x faster than published", ".1f"),
-            ("vs_stride", "x faster than stride", ".1f"),
+            ("vs_stride", "x faster than stride/keras", ".1f"),
+            ("vs_keras", "x faster than its keras row", ".2f"),
         ],
         rows,
     )
-    if {"network", "stride"} <= by_mode.keys():
-        overhead = by_mode["stride"]["seconds_per_image"] / by_mode["network"]["seconds_per_image"] - 1
-        print(f"\nstride mode end to end vs the network's forward pass alone: {overhead:+.1%}")
+    for engine in args.engines.split(","):
+        network, stride = by_mode.get(f"network/{engine}"), by_mode.get(f"stride/{engine}")
+        if network and stride:
+            overhead = stride["seconds_per_image"] / network["seconds_per_image"] - 1
+            print(f"\n{engine}: stride mode end to end vs the network's forward pass alone: {overhead:+.1%}")
 
 
 if __name__ == "__main__":

@@ -11,12 +11,15 @@ summary row, with all four outputs or ``--outputs probability``;
 ``first_run`` and ``rerun``: ``run_prediction.py`` as a user runs it (start-up and model loading included), into
 a new folder and then again into the finished one, counting the files the rerun rewrote.
 The first three predict one photograph untimed first: tracing the network's graph is not segmenting.
+Each mode runs with each of ``--engines`` (rows ``mode/engine``), the first_run and rerun of each engine into a
+folder of its own.
 Beside the wall-clock seconds, the CPU seconds (user + system, every thread): on a machine shared with other
 work, the wall clock depends on the others' load and the CPU time much less. ``--rounds R`` runs the modes R
 times in turn and reports the mean of each, so that a change of load between modes weighs on all of them.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -81,14 +84,13 @@ class Clock:
         self.cpu += cpu - self.started[1]
 
 
-def network_alone(photos: list[Path], weights: Path) -> Clock:
+def network_alone(photos: list[Path], weights: Path, options) -> Clock:
     """The time of ``predict_image`` over the photographs, each prepared (untimed) as the pipeline prepares it."""
-    from lib.photographs import Options, load_photograph
+    from lib.photographs import load_photograph
     from src.prediction import predict_image
     from src.segment import load_model
 
-    options = Options()
-    model = load_model(weights, options.inference.precision)
+    model = load_model(weights, options.inference)
     predict_image(model, load_photograph(photos[0], None, None, options).network_input, options.inference)
     clock = Clock()
     for path in photos:
@@ -98,12 +100,10 @@ def network_alone(photos: list[Path], weights: Path) -> Clock:
     return clock
 
 
-def end_to_end(photos: list[Path], weights: Path, outputs: tuple[str, ...], out_dir: Path) -> Clock:
+def end_to_end(photos: list[Path], weights: Path, options, out_dir: Path) -> Clock:
     """The time of ``segment`` over the photographs, after one untimed photograph into a scratch folder."""
-    from lib.photographs import Options
     from src.segment import segment
 
-    options = Options(outputs=outputs)
     with tempfile.TemporaryDirectory() as scratch:
         segment([str(photos[0])], Path(scratch), weights, options)
     with Clock() as clock:
@@ -113,10 +113,10 @@ def end_to_end(photos: list[Path], weights: Path, outputs: tuple[str, ...], out_
     return clock
 
 
-def script(photos_dir: Path, weights: Path, out_dir: Path) -> tuple[Clock, int]:
+def script(photos_dir: Path, weights: Path, out_dir: Path, engine: str) -> tuple[Clock, int]:
     """The time of ``run_prediction.py`` into ``out_dir``, and how many files in it the run wrote or replaced."""
     before = {path: path.stat().st_mtime_ns for path in out_dir.glob("*")} if out_dir.is_dir() else {}
-    command = [sys.executable, str(REPO / "run_prediction.py"), str(photos_dir), "-o", str(out_dir)]
+    command = [sys.executable, str(REPO / "run_prediction.py"), str(photos_dir), "-o", str(out_dir), "--engine", engine]
     with Clock(resource.RUSAGE_CHILDREN) as clock:
         completed = subprocess.run([*command, "--weights", str(weights)], capture_output=True, text=True)
     if completed.returncode:
@@ -126,16 +126,20 @@ def script(photos_dir: Path, weights: Path, out_dir: Path) -> tuple[Clock, int]:
     return clock, written
 
 
-def run_single(mode: str, photos_dir: Path, weights: Path, work: Path) -> dict:
+def run_single(single: str, photos_dir: Path, weights: Path, work: Path) -> dict:
+    from lib.photographs import Options
+
+    mode, engine = single.split("/")
     photos = expand(str(photos_dir))
-    row = {"mode": mode, "images": len(photos)}
+    row = {"mode": single, "images": len(photos)}
+    options = Options(inference=dataclasses.replace(Options().inference, engine=engine))
     if mode == "network":
-        clock = network_alone(photos, weights)
+        clock = network_alone(photos, weights, options)
     elif mode in ("all", "probability"):
-        outputs = OUTPUTS if mode == "all" else ("probability",)
-        clock = end_to_end(photos, weights, outputs, Path(tempfile.mkdtemp(prefix=f"{mode}.", dir=work)))
+        options = dataclasses.replace(options, outputs=OUTPUTS if mode == "all" else ("probability",))
+        clock = end_to_end(photos, weights, options, Path(tempfile.mkdtemp(prefix=f"{mode}.", dir=work)))
     else:
-        clock, row["files_written"] = script(photos_dir, weights, work / "script")
+        clock, row["files_written"] = script(photos_dir, weights, work / f"script-{engine}", engine)
     peak = common.peak_rss_mb()
     if mode in ("first_run", "rerun"):  # the script ran in a child process
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -158,6 +162,19 @@ def mean_rows(rows: list[dict]) -> list[dict]:
     ]
 
 
+def compare(rows: list[dict]) -> None:
+    """Each row's times against its engine's network row, and its speed against the same mode's keras row."""
+    by_mode = {row["mode"]: row for row in rows}
+    for row in rows:
+        mode, engine = row["mode"].split("/")
+        network, keras = by_mode.get(f"network/{engine}"), by_mode.get(f"{mode}/keras")
+        if network:
+            row["vs_network"] = row["seconds_per_image"] / network["seconds_per_image"]
+            row["cpu_vs_network"] = row["cpu_per_image"] / network["cpu_per_image"]
+        if keras:
+            row["vs_keras"] = keras["seconds_per_image"] / row["seconds_per_image"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=Path, help="a folder of your own photographs (default: enlarged STARE)")
@@ -165,6 +182,7 @@ def main():
     parser.add_argument("--images", type=int, default=10, help="STARE photographs to enlarge (default 10)")
     parser.add_argument("--weights", type=Path, default=REPO / "test" / "test_best.weights.h5")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
+    parser.add_argument("--engines", default=",".join(common.ENGINE_NAMES), help="comma-separated engines to compare")
     parser.add_argument("--rounds", type=int, default=1, help="times each mode runs, in turn (default 1)")
     parser.add_argument("--single", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -179,21 +197,18 @@ def main():
             photos = work / "photos"
             write_large_photographs(args.stare, args.images, photos)
         forwarded = ["--photos", str(photos), "--weights", str(args.weights), "--work", str(work)]
-        modes = args.modes.split(",")
+        runs = common.with_engines(args.modes.split(","), args.engines.split(","))
         rows = []
         for _ in range(args.rounds):  # first_run and rerun of one round share their folder
-            shutil.rmtree(work / "script", ignore_errors=True)
-            rows += common.run_modes("benchmarks.bench_prediction", modes, forwarded)
+            for engine in args.engines.split(","):
+                shutil.rmtree(work / f"script-{engine}", ignore_errors=True)
+            rows += common.run_modes("benchmarks.bench_prediction", runs, forwarded)
         rows = mean_rows(rows)
         size = Image.open(expand(str(photos))[0]).size
-    network = next((row for row in rows if row["mode"] == "network"), None)
-    for row in rows:
-        if network:
-            row["vs_network"] = row["seconds_per_image"] / network["seconds_per_image"]
-            row["cpu_vs_network"] = row["cpu_per_image"] / network["cpu_per_image"]
+    compare(rows)
     print(f"\n{rows[0]['images']} photographs of {size[0]}x{size[1]} px from {args.photos or args.stare}; "
           f"weights {args.weights}; default settings (whole image, FOV rescaled to 540 px); "
-          f"mean of {args.rounds} round(s)\n")  # fmt: skip
+          f"mean of {args.rounds} round(s)\n{common.machine()}\n")  # fmt: skip
     common.print_table(
         [
             ("mode", "mode", "s"),
@@ -204,6 +219,7 @@ def main():
             ("seconds", "total s", ".1f"),
             ("peak_rss_mb", "peak RSS (MiB)", ".0f"),
             ("files_written", "files written", "d"),
+            ("vs_keras", "x faster than its keras row", ".2f"),
         ],
         rows,
     )

@@ -1,14 +1,43 @@
 """What the benchmark scripts share: running each mode in its own process and printing the table."""
 
 import json
+import os
 import resource
 import subprocess
 import sys
+
+from lib.inference import ENGINES
+
+ENGINE_NAMES = tuple(name for name in ENGINES if name != "auto")  # the engines a benchmark compares
+# The instruction-set extensions that decide a CPU's speed at convolutions, as /proc/cpuinfo names them
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_bf16")
 
 
 def peak_rss_mb() -> float:
     """This process's peak resident memory in MiB (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> str:
+    """The cores this process may use, the CPU's model and its SIMD extensions (Linux's /proc/cpuinfo)."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    simd = " ".join(flag for flag in SIMD_FLAGS if flag in flags) or "none listed"
+    return f"{len(os.sched_getaffinity(0))} cores ({model}), instruction set: {simd}"
+
+
+def with_engines(modes: list[str], engines: list[str], keras_only: tuple[str, ...] = ()) -> list[str]:
+    """``mode/engine`` for each mode and engine, the modes in ``keras_only`` with keras alone."""
+    return [f"{mode}/{engine}" for mode in modes for engine in engines if engine == "keras" or mode not in keras_only]
 
 
 def run_modes(module: str, modes: list[str], arguments: list[str]) -> list[dict]:

@@ -350,6 +350,7 @@ def _testing(testing: Section, path: Path, patch_hw: tuple[int, int]) -> Testing
             stride_hw=stride_hw if testing["average_mode"] else patch_hw,
             batch_size=testing["predict_batch_size"],
             precision=testing["precision"],
+            engine=testing["engine"],
         ),
     )
 

@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 
 from lib.augment import LIMITS
-from lib.inference import PRECISIONS
+from lib.inference import ENGINES, PRECISIONS
 
 REQUIRED = None  # the default of a key the file must write
 SEED_LIMIT = 2**32  # Keras and NumPy seeds are below it
@@ -132,6 +132,9 @@ KEYS = (
         "patches per forward pass; lower it if memory is short", low=1),
     Key("testing settings", "precision", "choice", "float32", _PRECISION + "; bfloat16 gives AUC ROC within 0.0005 "
         "(see [benchmarks](benchmarks.md#test-time-inference))", choices=PRECISIONS),
+    Key("testing settings", "engine", "choice", "auto", "what computes the network (`--engine` overrides it): "
+        "`keras`, `onnxruntime` (`pip install -r requirements-export.txt`), or `auto`, the fastest installed one "
+        "whose probabilities match Keras float32 within 1e-5; see [engines](engines.md)", choices=ENGINES),
     Key("photographs", "sources", "sources", "", "labelled photographs, one source per line: `IMAGES | LABELS` or "
         "`IMAGES | LABELS | MASKS` (files, a folder or a quoted pattern each, paired by name as `run_prediction.py "
         "--labels/--masks` pairs them; without masks each FOV is detected); several sources give equally many "

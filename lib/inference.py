@@ -14,6 +14,8 @@ import math
 MODES = ("whole", "flips", "patches")
 PUBLISHED_PATCH_HW = (48, 48)  # the patches the published U-Net (and the shipped model) was trained on
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policies
+# What runs the network (src/engines.py): auto = the fastest installed one matching Keras float32 within 1e-5
+ENGINES = ("auto", "keras", "onnxruntime")
 DOWNSAMPLING = 4  # the U-Net pools twice: whole images and their tiles are aligned to multiples of 4
 # A whole-image pass costs about 1.2 kB per pixel and view (measured on CPU) on top of TensorFlow's own
 # 0.7 GB: 1 M pixel-views per pass keeps a 3504x2336 photograph at full resolution under 2.5 GB.
@@ -34,12 +36,15 @@ class Inference:
     stride_hw: tuple[int, int] = (5, 5)
     batch_size: int = 256  # patches per forward pass
     precision: str = "float32"
+    engine: str = "auto"  # how the network is computed, not what: neither described nor recorded below
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"mode {self.mode!r} is not one of {MODES}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r} is not one of {PRECISIONS}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine {self.engine!r} is not one of {ENGINES}")
         if self.batch_size < 1 or min(self.patch_hw) < 1 or min(self.stride_hw) < 1:
             raise ValueError(f"batch size, patch and stride must be positive: {self}")
         if any(stride > patch for stride, patch in zip(self.stride_hw, self.patch_hw, strict=True)):

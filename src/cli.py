@@ -1,6 +1,7 @@
 """What every top-level script shares: --config, clean error reporting, logging to the experiment folder."""
 
 import argparse
+import dataclasses
 import errno
 import signal
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 from lib.config import ConfigWarning, load_config
 from lib.errors import UserError
 from lib.experiment import PHOTOGRAPH_MODEL, Experiment
+from lib.inference import ENGINES
+from src.engines import TOLERANCE
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,6 +61,24 @@ def add_model_options(parser: argparse.ArgumentParser, used_for: str) -> None:
         type=Path,
         help="a weights file instead: this project's .weights.h5 or the published Keras-1 test_best_weights.h5",
     )
+
+
+def add_engine_option(parser: argparse.ArgumentParser) -> None:
+    """``--engine NAME``: what computes the network (src/engines.py), instead of [testing settings] engine."""
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="what computes the network: auto (default: the fastest installed engine matching Keras float32 "
+        f"within {TOLERANCE:g}: onnxruntime once requirements-export.txt is installed), keras or onnxruntime",
+    )
+
+
+def with_engine(config, engine: str | None):
+    """``config`` with its [testing settings] engine replaced by ``engine`` (--engine), when given."""
+    if engine is None:
+        return config
+    inference = dataclasses.replace(config.testing.inference, engine=engine)
+    return dataclasses.replace(config, testing=dataclasses.replace(config.testing, inference=inference))
 
 
 def weights_from(args) -> Path:

@@ -9,7 +9,7 @@ from lib.atomic import write_text
 from lib.experiment import CrossDatasetResults
 from lib.imageio import write_png
 from lib.stare import load_stare
-from src.model import load_trained_model
+from src.engines import load_engine
 from src.testing import check_writable, comparison_picture, evaluate_test_set, predict_images
 
 
@@ -20,9 +20,9 @@ def run_cross_dataset(config, settings, weights: Path, by_patches: bool = False)
     inference = config.testing.inference
     if not by_patches:
         inference = dataclasses.replace(inference, mode="whole")
-    model = load_trained_model(weights, inference.precision)
     results = CrossDatasetResults.of_weights(settings.results_folder, weights)
     check_writable(results.folder)
+    model = load_engine(weights, inference)
     predictions, seconds = predict_images(model, data.images, inference, data.masks)
     rows = m.evaluate_each_image(data.truths, predictions, data.masks, data.ids)
     for index, image_id in enumerate(data.ids):

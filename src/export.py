@@ -145,10 +145,16 @@ class Verification:
         return f"max |exported - Keras| = {self.difference:.3g} on a {shape} input (tolerance {self.tolerance:g})"
 
 
-def export(weights: Path, fmt: str, out: Path, check_shape: tuple[int, int, int] = (1, *DRIVE_HW)) -> Verification:
+def export(
+    weights: Path,
+    fmt: str,
+    out: Path,
+    check_shape: tuple[int, int, int] = (1, *DRIVE_HW),
+    tolerance: float | None = None,
+) -> Verification:
     """Export the U-Net with ``weights`` to ``out`` in ``fmt``, written atomically once it matches Keras on
-    ``check_shape`` (N, H, W) synthetic fundus images; a larger difference than the format's tolerance is an error
-    and writes nothing."""
+    ``check_shape`` (N, H, W) synthetic fundus images; a larger difference than ``tolerance`` (default the
+    format's) is an error and writes nothing."""
     if fmt == "onnx":
         require_onnx_tools()
     model = load_trained_model(weights)
@@ -158,6 +164,8 @@ def export(weights: Path, fmt: str, out: Path, check_shape: tuple[int, int, int]
         function, graph = vessel_function(model)
         FORMATS[fmt].write(function, graph, temp)
         result = verify(temp, fmt, images, expected)
+        if tolerance is not None:
+            result = dataclasses.replace(result, tolerance=tolerance)
         if not result.difference <= result.tolerance:  # NaN too
             raise UserError(f"{out}: the exported model differs from Keras: {result}; nothing was written")
     return result

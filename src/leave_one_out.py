@@ -26,7 +26,7 @@ from lib.imageio import read_binary, read_probability_png, write_png, write_prob
 from lib.log_file import log_to
 from lib.stare import load_stare, read_fold_result
 from lib.test_set import ImageSet
-from src.model import load_trained_model
+from src.engines import load_engine
 from src.testing import check_writable, comparison_picture, human_reference, predict_images
 from src.training import fit
 
@@ -136,7 +136,7 @@ def evaluate_fold(config, experiment: Experiment, data: ImageSet, index: int, re
     """Predict the held-out image with the fold's best/last weights; write its maps, then its result."""
     testing = config.testing
     weights = experiment.weights(testing.best_last)
-    model = load_trained_model(weights, testing.inference.precision)
+    model = load_engine(weights, testing.inference)
     held_out = data.subset(slice(index, index + 1))
     image_id = held_out.ids[0]
     predictions, seconds = predict_images(model, held_out.images, testing.inference, held_out.masks)

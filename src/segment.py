@@ -15,6 +15,7 @@ import numpy as np
 from lib.errors import UserError
 from lib.files import companion, expand, file_id, index_files, unique_files
 from lib.html_report import Refresher, write_report
+from lib.inference import Inference
 from lib.photographs import (
     COLUMNS,
     METRICS,
@@ -51,7 +52,7 @@ def settings_of(weights: Path, options: Options, masks: str | None, labels: str 
     try:
         digest = weights_digest(weights)
     except OSError:  # missing or unreadable: the model loader says so in the project's words
-        load_model(weights, options.inference.precision)
+        load_model(weights, options.inference)
         raise
     return {
         WEIGHTS_PATH: str(weights),
@@ -66,11 +67,12 @@ def settings_of(weights: Path, options: Options, masks: str | None, labels: str 
 
 
 @functools.lru_cache(maxsize=1)
-def load_model(weights: Path, precision: str):
-    """The U-Net with ``weights``, loaded once per process (a process segmenting several folders reuses it)."""
-    from src.model import load_trained_model  # TensorFlow loads only when there is something to segment
+def load_model(weights: Path, inference: Inference):
+    """The engine running the U-Net with ``weights``, loaded once per process (a process segmenting several
+    folders reuses it). Which engine runs, run_prediction.py says first."""
+    from src.engines import load_engine  # TensorFlow or ONNX Runtime loads only when there is something to segment
 
-    return load_trained_model(weights, precision)
+    return load_engine(weights, inference, quiet=True)
 
 
 def find_images(specs: list[str]) -> tuple[list[Path], int]:
@@ -140,7 +142,7 @@ def segment(
         return failures
     write_settings(out_dir, settings)  # also refuses an unwritable folder before any prediction
     record_part(out_dir, shard, images, settings)
-    model = load_model(weights, options.inference.precision)
+    model = load_model(weights, options.inference)
     skipped = f"; {done_before} done before are skipped" if done_before else ""
     print(
         f"segmenting {len(todo)} images{part} with {weights}: {describe(options)}; results in {out_dir}/{skipped}",

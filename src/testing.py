@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lib import metrics as m
-from lib.atomic import write_text
+from lib.atomic import folder_for, write_text
 from lib.errors import UserError
 from lib.experiment import TestResults
 from lib.imageio import write_png
@@ -16,7 +16,7 @@ from lib.progress import progress
 from lib.reports import drive_comparison, per_image_csv, per_image_summary
 from lib.test_set import ImageSet, load_test_set
 from lib.visualize import group_images, save_curve, save_grid, save_per_image_chart, to_uint8
-from src.model import load_trained_model
+from src.engines import load_engine
 from src.prediction import predict_image
 
 
@@ -94,8 +94,8 @@ def run_test(config, weights_path: Path | None = None, out_dir: Path | None = No
     weights_path = weights_path or experiment.weights(testing.best_last)
     results_folder = TestResults(out_dir or experiment.folder, experiment.name)
     test_set = load_test_set(config.data, testing)
-    model = load_trained_model(weights_path, testing.inference.precision)
-    check_writable(results_folder.folder)
+    check_writable(results_folder.folder)  # before the engine, which may build its model beside the weights
+    model = load_engine(weights_path, testing.inference)
     print(f"testing {weights_path} on {len(test_set)} images; results in {results_folder.folder}/", flush=True)
 
     predictions, seconds_per_image = predict_images(model, test_set.images, testing.inference, test_set.masks)
@@ -142,10 +142,10 @@ def run_test(config, weights_path: Path | None = None, out_dir: Path | None = No
 
 
 def check_writable(folder: Path) -> None:
-    """Fail before the long prediction, not after it, when results cannot be written."""
+    """Fail before the long prediction, not after it, when results cannot be written; the folders made to find
+    out are removed again (the results' writers make them), so that a run failing later leaves none behind."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):  # removed on close
+        with folder_for(folder), tempfile.TemporaryFile(dir=folder):  # removed on close
             pass
     except OSError as error:
         raise UserError(

@@ -111,3 +111,15 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> s
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
+
+
+def untrained_weights(folder, name: str, seed: int) -> Path:
+    """A seeded, untrained U-Net's weights in ``folder``, as run_training.py saves them."""
+    import keras
+
+    from src.model import build_unet
+
+    keras.utils.set_random_seed(seed)
+    path = Path(folder) / name
+    build_unet().save_weights(path)
+    return path

@@ -23,12 +23,14 @@ def test_every_mode_runs_and_a_rerun_writes_nothing(tmp_path):
     result = run_module("benchmarks.bench_prediction", "--photos", tmp_path, "--weights", weights, cwd=tmp_path)
     assert_ok(result)
     rows = table_rows(result.stdout)
-    assert list(rows) == ["network", "all", "probability", "first_run", "rerun"]
-    # s / image, x the network, CPU s / image, CPU x the network, total s, peak RSS, files written
+    modes = ["network", "all", "probability", "first_run", "rerun"]
+    assert list(rows) == [f"{mode}/{engine}" for mode in modes for engine in ("keras", "onnxruntime")]
+    # s / image, x the network, CPU s / image, CPU x the network, total s, peak RSS, files written, x keras
     assert all(float(cells[0]) > 0 and float(cells[2]) > 0 and float(cells[5]) > 0 for cells in rows.values())
-    assert rows["network"][1] == rows["network"][3] == "1.00" and float(rows["all"][1]) > 0
-    assert rows["first_run"][6] == str(2 * 5 + 3)  # four maps and a thumbnail per photograph, summary, settings, report
-    assert rows["rerun"][6] == "0"
+    assert rows["network/onnxruntime"][1] == rows["network/onnxruntime"][3] == "1.00"
+    assert float(rows["all/keras"][1]) > 0 and float(rows["all/onnxruntime"][7]) > 0
+    for engine in ("keras", "onnxruntime"):  # four maps and a thumbnail per photograph, summary, settings, report
+        assert rows[f"first_run/{engine}"][6] == str(2 * 5 + 3) and rows[f"rerun/{engine}"][6] == "0"
     assert "2 photographs of 330x300 px" in result.stdout
 
 

@@ -71,18 +71,23 @@ def test_recipe_curve_continues_an_interrupted_camera_augmented_training(bench):
     assert set(table_rows(resumed.stdout)) == {"1", "2"}
 
 
-def test_inference_benchmark_compares_every_mode_with_the_published_port(bench):
-    modes = "network,stride,stride_bf16,whole,whole_flips,published"
-    result = run_module("benchmarks.bench_inference", "--config", bench.config, "--modes", modes, cwd=bench.folder)
+def test_inference_benchmark_compares_every_mode_and_engine_with_the_published_port(bench):
+    modes = "network,stride,stride_bf16,whole,published"
+    args = ("--config", bench.config, "--modes", modes, "--engines", "keras,onnxruntime")
+    result = run_module("benchmarks.bench_inference", *args, cwd=bench.folder)
     assert_ok(result)
     rows = table_rows(result.stdout)
-    assert list(rows) == modes.split(",")
+    both = [f"{mode}/{engine}" for mode in ("network", "stride") for engine in ("keras", "onnxruntime")]
+    assert list(rows) == [*both, "stride_bf16/keras", "whole/keras", "whole/onnxruntime", "published/keras"]
     auc = {mode: float(cells[2]) for mode, cells in rows.items() if cells[2]}
-    assert auc.keys() == set(modes.split(",")) - {"network"}
-    assert auc["stride"] == auc["published"]  # skipping patches outside the FOV changes no FOV pixel
-    assert abs(auc["stride_bf16"] - auc["stride"]) < 0.05
+    assert auc.keys() == set(rows) - {"network/keras", "network/onnxruntime"}
+    assert auc["stride/keras"] == auc["published/keras"]  # skipping patches outside the FOV changes no FOV pixel
+    assert auc["stride/onnxruntime"] == pytest.approx(auc["stride/keras"], abs=1e-4)  # 4 printed digits
+    assert abs(auc["stride_bf16/keras"] - auc["stride/keras"]) < 0.05
     assert all(float(cells[0]) > 0 and float(cells[1]) > 0 for cells in rows.values())  # seconds, memory
-    assert "stride mode end to end vs the network's forward pass alone" in result.stdout
+    assert float(rows["whole/onnxruntime"][5]) > 0  # x faster than its keras row
+    assert "keras: stride mode end to end vs the network's forward pass alone" in result.stdout
+    assert " cores (" in result.stdout and "instruction set: " in result.stdout
 
 
 def test_training_benchmark_measures_each_pipeline(bench):

@@ -7,12 +7,12 @@ import sys
 import h5py
 import numpy as np
 import pytest
-from helpers import assert_user_error, run_script
+from helpers import assert_user_error, run_script, untrained_weights
 
 import run_export
 from lib.atomic import atomic_folder
 from src import cli, export
-from src.model import build_unet, load_trained_model
+from src.model import load_trained_model
 from src.prediction import predict_whole
 
 ONNX_SKIP = "tf2onnx is not installed: pip install -r requirements-export.txt"
@@ -28,12 +28,7 @@ def needs_tools(fmt):
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     """An untrained U-Net's weights (seeded), as run_training.py saves them."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.weights.h5"
-    build_unet().save_weights(path)
-    return path
+    return untrained_weights(tmp_path_factory.mktemp("model"), "tiny.weights.h5", seed=0)
 
 
 def run_main(argv, capsys):
