@@ -101,6 +101,7 @@ PUBLISHED_DEFAULTS = {
         "tensorboard": False,
         "camera_augmentation": CameraAugmentation(),
         "deterministic": False,
+        "initial_weights_compete": False,
     },
     # whole_image, flip_tta, predict_batch_size and precision make up the inference value, checked below
     cfg.TestingSettings: {},
