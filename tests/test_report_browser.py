@@ -5,7 +5,7 @@ installed (Debian: apt-get install chromium; .ci/run installs it)."""
 
 import pytest
 from browser import find_browser, open_page
-from helpers import run_script
+from helpers import run_script, untrained_weights
 from test_run_prediction import SMALL, write_photos
 
 from lib.run_folder import REPORT
@@ -42,14 +42,7 @@ def column(page, index):
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    import keras
-
-    from src.model import build_unet
-
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.weights.h5"
-    build_unet().save_weights(path)
-    return path
+    return untrained_weights(tmp_path_factory.mktemp("model"), "tiny.weights.h5", seed=0)
 
 
 def test_the_report_of_50_photographs_in_a_browser(tmp_path, weights):
