@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks import common
-from benchmarks.bench_prediction import REPO, Clock, default_stare, script, write_large_photographs
+from benchmarks.bench_prediction import Clock, default_stare, script, write_large_photographs
 
 DRIVE_IMAGE = 0  # test image 01
 
@@ -115,7 +115,7 @@ def per_photograph(full: list[Clock], one: list[Clock] | None, count: int) -> li
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", type=Path, default=REPO / "test" / "test_best.weights.h5")
+    parser.add_argument("--weights", type=Path, default=Experiment.in_folder(REFERENCE_MODEL).weights("best"))
     parser.add_argument("--stare", type=Path, default=default_stare(), help="STARE's stare-images folder")
     parser.add_argument("--drive", type=Path, default=default_drive(), help="the DRIVE download")
     parser.add_argument("--rounds", type=int, default=3, help="times each engine runs each measure (default 3)")

@@ -36,6 +36,7 @@ from PIL import Image
 
 from benchmarks import common
 from lib.atomic import atomic_path
+from lib.experiment import REFERENCE_MODEL, Experiment
 from lib.files import expand
 from lib.imageio import read_rgb
 from lib.run_folder import OUTPUTS
@@ -180,7 +181,7 @@ def main():
     parser.add_argument("--photos", type=Path, help="a folder of your own photographs (default: enlarged STARE)")
     parser.add_argument("--stare", type=Path, default=default_stare(), help="STARE's stare-images folder")
     parser.add_argument("--images", type=int, default=10, help="STARE photographs to enlarge (default 10)")
-    parser.add_argument("--weights", type=Path, default=REPO / "test" / "test_best.weights.h5")
+    parser.add_argument("--weights", type=Path, default=Experiment.in_folder(REFERENCE_MODEL).weights("best"))
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
     parser.add_argument("--engines", default=",".join(common.ENGINE_NAMES), help="comma-separated engines to compare")
     parser.add_argument("--rounds", type=int, default=1, help="times each mode runs, in turn (default 1)")
