@@ -23,6 +23,7 @@ from pathlib import Path
 
 from benchmarks import common
 from benchmarks.bench_prediction import Clock, default_stare, script, write_large_photographs
+from lib.experiment import REFERENCE_MODEL, Experiment
 
 DRIVE_IMAGE = 0  # test image 01
 
