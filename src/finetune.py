@@ -106,7 +106,8 @@ def finetune(
         N_subimgs=written.patches_per_photograph * len(data.slots),
         validation_split=data.validation_split,
     )
-    describe(data, sources)
+    rows = roles(data)
+    describe(data, rows, sources)
     images, labels, fovs, rgb = data.arrays()
     return fit(
         settings,
@@ -116,14 +117,13 @@ def finetune(
         fov_masks=fovs,
         resume=resume,
         overwrite=overwrite,
-        callbacks=(WriteRoles(config.experiment.folder / ROLES_FILE, roles(data)), *callbacks),
+        callbacks=(WriteRoles(config.experiment.folder / ROLES_FILE, rows), *callbacks),
         photographs=Photographs(rgb, fovs),
         configuration=configuration_copy(config, sources, settings, written.patches_per_photograph),
     )
 
 
-def describe(data: TrainingSet, sources: tuple[Source, ...]) -> None:
-    rows = roles(data)
+def describe(data: TrainingSet, rows: list[dict], sources: tuple[Source, ...]) -> None:
     for number, source in enumerate(sources, 1):
         mine = [row for row in rows if row["source"] == number]
         validating = sum(row["role"] != "train" for row in mine)
