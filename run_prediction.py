@@ -13,7 +13,7 @@ from src.cli import Parser, add_engine_option, add_model_options, run_cli, weigh
 
 EPILOG = f"""\
 Writes per image <id>_probability.png (8-bit), <id>_vessels.png (probability >= threshold),
-<id>_overlay.png (vessels tinted on the photograph) and <id>_fov.png (the FOV used), as
+<id>_overlay.jpg (vessels tinted on the photograph) and <id>_fov.png (the FOV used), as
 --outputs chooses, a small <id>_thumbnail.jpg, and one row in {SUMMARY} (size, FOV, scale, vessel
 measurements, reliability and quality (good, or check: and why; docs/quality.md), a warning for
 an implausible FOV); <id> is the file name before its first dot. Outside the FOV everything is 0.

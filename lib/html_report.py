@@ -26,7 +26,7 @@ from lib.atomic import write_text
 from lib.files import file_id
 from lib.measurements import COLUMNS as MEASUREMENTS
 from lib.quality import is_flagged
-from lib.run_folder import REPORT, SETTINGS, merged_rows, output_path, read_settings, thumbnail_path
+from lib.run_folder import REPORT, SETTINGS, merged_rows, output_names, output_path, read_settings, thumbnail_path
 
 HIDDEN = ("image",)  # shown as the photograph's name (the full path as its tooltip) instead
 FIRST = ("quality", "reliability")  # beside the photograph's name: what tells which ones to look at
@@ -35,7 +35,6 @@ BINS = 20
 TEXT = ("quality", "warning")  # columns of words, left-aligned; the others hold numbers
 NEEDS_ESCAPING = re.compile(r"[&<>\"']")
 THUMBNAIL_ENDING = thumbnail_path(Path(), "").name  # what follows a photograph's id in its thumbnail's name
-OVERLAY_ENDING = output_path(Path(), "", "overlay").name
 PROBABILITY_ENDING = output_path(Path(), "", "probability").name
 MAX_SHARE = 0.05  # during a run the report takes at most this share of the time (10,000 rows: 0.5-1.3 s)
 
@@ -180,8 +179,8 @@ def render_thumbnail(name: str, files: set[str]) -> str:
     if thumbnail not in files:
         return '<td class="text">(none)</td>'
     image = f'<img src="{quote(thumbnail)}" alt="{escape(name)}" loading="lazy">'
-    overlay = name + OVERLAY_ENDING
-    if overlay in files:
+    overlay = next((written for written in output_names(name, "overlay") if written in files), None)
+    if overlay:
         image = f'<a href="{quote(overlay)}">{image}</a>'
     return f"<td>{image}</td>"
 

@@ -12,7 +12,7 @@ import run_prediction
 from lib import html_report
 from lib.atomic import write_csv
 from lib.html_report import write_report
-from lib.rendering import THUMBNAIL_SIDE, thumbnail
+from lib.rendering import OVERLAY_ALPHA, OVERLAY_COLOUR, THUMBNAIL_SIDE, overlay, thumbnail
 from lib.run_folder import REPORT, SUMMARY
 
 ROW = re.compile(r"<tr( class=\"check\")?><td")
@@ -35,7 +35,7 @@ def test_every_photograph_has_a_row_and_a_thumbnail_and_nothing_is_fetched(tmp_p
     page = (out / REPORT).read_text()
     assert sorted(shown_names(out)) == ["p0", "p1", "p2", "p3"]
     for index in range(4):
-        assert f'<a href="p{index}_overlay.png"><img src="p{index}_thumbnail.jpg"' in page
+        assert f'<a href="p{index}_overlay.jpg"><img src="p{index}_thumbnail.jpg"' in page
         assert f'<a href="p{index}_probability.png">p{index}</a>' in page
         image = cv2.imread(str(out / f"p{index}_thumbnail.jpg"))
         assert image is not None and max(image.shape[:2]) <= THUMBNAIL_SIDE
@@ -94,6 +94,15 @@ def test_a_thumbnail_shows_the_vessels_tinted_over_the_photograph():
     small = thumbnail(rgb, vessels)
     assert small.shape == (107, 160, 3)
     assert (small[:, :70, 1] > small[:, :70, 0]).all() and (small[:, 90:] == 100).all()
+
+
+def test_the_overlay_blends_the_vessel_pixels_alone_as_a_whole_image_blend_rounds():
+    rgb = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    vessels = np.zeros((64, 96), bool)
+    vessels[10:30, 5:70] = True
+    blended = cv2.addWeighted(rgb, 1 - OVERLAY_ALPHA, np.full_like(rgb, OVERLAY_COLOUR), OVERLAY_ALPHA, 0)
+    tinted = overlay(rgb, vessels)
+    assert np.array_equal(tinted[vessels], blended[vessels]) and np.array_equal(tinted[~vessels], rgb[~vessels])
 
 
 def test_a_costly_report_is_rewritten_less_often_during_a_run_and_always_at_its_end(tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ from lib.imageio import read_binary, read_rgb
 from lib.measurements import COLUMNS as MEASUREMENTS
 from lib.measurements import as_text, measure_vessels
 from lib.rescale import resize
-from lib.run_folder import OUTPUTS, REPORT, SETTINGS, SUMMARY
+from lib.run_folder import OUTPUTS, REPORT, SETTINGS, SUMMARY, output_path
 from lib.synthetic import synthetic_fundus, write_synthetic_drive, write_synthetic_stare
 from src import pipeline, segment
 
@@ -101,7 +101,7 @@ def test_every_format_is_segmented_at_its_own_size(tmp_path, stand_in, capsys):
         assert (int(row["height"]), int(row["width"])) == shape[:2]
         for kind in ("probability", "vessels", "fov"):
             assert np.asarray(Image.open(out / f"{name}_{kind}.png")).shape == shape[:2], kind
-        assert np.asarray(Image.open(out / f"{name}_overlay.png")).shape == shape
+        assert np.asarray(Image.open(out / f"{name}_overlay.jpg")).shape == shape
         assert 0 < float(row["vessel_density"]) < 1 and float(row["seconds"]) >= 0
     assert "9 of 9 images segmented" in captured.out
     assert not list(out.glob(".*"))  # every file written atomically: no temporary left behind
@@ -325,7 +325,7 @@ def test_a_rerun_skips_what_is_done_and_rewrites_nothing(tmp_path, network_calls
     out = tmp_path / "out"
     before, summary = file_times(out), (out / SUMMARY).read_text()
     thumbnails = {f"p{i}_thumbnail.jpg" for i in range(3)}
-    assert set(before) == {f"p{i}_{kind}.png" for i in range(3) for kind in OUTPUTS} | thumbnails | {
+    assert set(before) == {output_path(out, f"p{i}", kind).name for i in range(3) for kind in OUTPUTS} | thumbnails | {
         SUMMARY,
         SETTINGS,
         REPORT,
@@ -336,14 +336,28 @@ def test_a_rerun_skips_what_is_done_and_rewrites_nothing(tmp_path, network_calls
     assert network_calls == [] and file_times(out) == before and (out / SUMMARY).read_text() == summary
     assert f"all 3 images were segmented into {out}/ before; --overwrite redoes them" in capsys.readouterr().out
 
-    (out / "p1_overlay.png").unlink()  # an output missing: that photograph alone is done again
+    (out / "p1_overlay.jpg").unlink()  # an output missing: that photograph alone is done again
     assert segmenting(tmp_path) == 0
-    assert len(network_calls) == 1 and (out / "p1_overlay.png").is_file()
+    assert len(network_calls) == 1 and (out / "p1_overlay.jpg").is_file()
     assert "segmenting 1 images" in capsys.readouterr().out and len(read_summary(out)) == 3
 
     network_calls.clear()
     assert segmenting(tmp_path, "--overwrite") == 0
     assert len(network_calls) == 3 and len(read_summary(out)) == 3
+
+
+def test_a_folder_of_the_version_that_wrote_png_overlays_is_not_done_again(tmp_path, network_calls, capsys):
+    write_photos(tmp_path / "in", 2)
+    assert segmenting(tmp_path) == 0
+    out = tmp_path / "out"
+    for path in out.glob("*_overlay.jpg"):  # as the earlier version left its folders
+        Image.open(path).save(path.with_suffix(".png"))
+        path.unlink()
+    (out / REPORT).unlink()  # and without a report: the rerun writes one
+    network_calls.clear()
+    assert segmenting(tmp_path) == 0
+    assert network_calls == [] and "all 2 images were segmented" in capsys.readouterr().out
+    assert '<a href="p0_overlay.png">' in (out / REPORT).read_text()
 
 
 def test_the_summary_keeps_one_row_per_image_across_runs(tmp_path, stand_in):
@@ -370,8 +384,8 @@ def test_an_interruption_leaves_whole_files_and_the_rerun_finishes(tmp_path, net
         segmenting(tmp_path)
     assert not list(out.glob(".*"))  # no temporary file left behind
     assert [row["image"] for row in read_summary(out)] == [str(tmp_path / "in" / f"p{i}.png") for i in (0, 1)]
-    written = sorted(f"p{i}_{kind}.png" for i in (0, 1) for kind in OUTPUTS)
-    assert sorted(path.name for path in out.glob("*.png")) == written
+    written = sorted(output_path(out, f"p{i}", kind).name for i in (0, 1) for kind in OUTPUTS)
+    assert sorted(path.name for path in out.glob("*_*.*") if "thumbnail" not in path.name) == written
 
     monkeypatch.setattr(segment, "predict_image", lambda model, image, inference, fov=None: 1 - image[0])
     capsys.readouterr()
@@ -517,7 +531,7 @@ def test_an_implausible_fov_is_a_warning_and_the_image_is_still_written(tmp_path
     assert warnings["disc.png"] == ""
     assert warnings["square.png"].startswith("the field of view is not a disc (")
     assert warnings["small.png"] == "the field of view covers only 10% of the frame"
-    assert len(list((tmp_path / "out").glob("*_overlay.png"))) == 3
+    assert len(list((tmp_path / "out").glob("*_overlay.jpg"))) == 3
 
 
 def test_a_black_photograph_and_an_implausible_enlargement_fail_alone(tmp_path, stand_in, capsys):
@@ -601,7 +615,7 @@ def test_exif_orientation_is_applied(tmp_path, stand_in):
     assert segmenting(tmp_path) == 0
     (row,) = read_summary(tmp_path / "out")
     assert (row["width"], row["height"]) == ("90", "120")
-    assert np.asarray(Image.open(tmp_path / "out" / "portrait_overlay.png")).shape == (120, 90, 3)
+    assert np.asarray(Image.open(tmp_path / "out" / "portrait_overlay.jpg")).shape == (120, 90, 3)
 
 
 @pytest.mark.slow  # runs the script twice in a subprocess
@@ -618,7 +632,7 @@ def test_ctrl_c_leaves_whole_files_and_a_rerun_finishes(tmp_path, weights):
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
     )
     deadline = time.monotonic() + 300
-    while process.poll() is None and not list(out.glob("*_overlay.png")) and time.monotonic() < deadline:
+    while process.poll() is None and not list(out.glob("*_overlay.jpg")) and time.monotonic() < deadline:
         time.sleep(0.02)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
