@@ -16,13 +16,11 @@ import json
 import statistics
 from pathlib import Path
 
+from benchmarks.common import mean_scores
 from lib.atomic import atomic_path, write_csv
 from lib.config import load_config
 from lib.experiment import PHOTOGRAPH_MODEL, Experiment
-from lib.photographs import Options
-from lib.run_folder import SUMMARY
 from lib.sources import Source
-from lib.textfiles import read_csv
 from src.cli import run_cli
 
 SPLIT = Path(__file__).with_name("label_budget_split.json")
@@ -63,16 +61,10 @@ def fine_tuned(k: int, stare: Path, labelled: list[str]) -> Experiment:
 
 def scored(model: Path, name: str, stare: Path, test: list[str]) -> tuple[float, float, float]:
     """Mean AUC ROC and F1 of ``model`` on the test photographs, with run_prediction.py's defaults."""
-    from src.segment import segment
-
-    threshold = Experiment.in_folder(model).read_threshold()["threshold"]
     images, labels = stare_files(stare, test)
-    out = WORK / name
     source = linked_folder(WORK / "test_photos", images), linked_folder(WORK / "test_labels", labels)
-    options = Options(threshold=threshold, outputs=("probability",))
-    segment([source[0]], out, Experiment.in_folder(model).weights("best"), options, labels=source[1])
-    rows = read_csv(out / SUMMARY)
-    return statistics.mean(float(r["auc_roc"]) for r in rows), statistics.mean(float(r["f1"]) for r in rows), threshold
+    scores = mean_scores(model, source[0], source[1], WORK / name)
+    return scores["auc_roc"], scores["f1"], scores["threshold"]
 
 
 def leave_one_out(test: list[str]) -> dict:

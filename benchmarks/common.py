@@ -5,6 +5,7 @@ import os
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 from lib.inference import ENGINES
 
@@ -63,3 +64,24 @@ def print_table(columns: list[tuple[str, str, str]], rows: list[dict]) -> None:
     for row in rows:
         cells = [format(row[key], fmt) if row.get(key) is not None else "" for key, _, fmt in columns]
         print("| " + " | ".join(cells) + " |")
+
+
+def mean_scores(model: Path, images: str, labels: str, out: Path, masks: str | None = None) -> dict:
+    """Mean AUC ROC and F1 of the model folder ``model`` on the labelled photographs, as ``run_prediction.py``
+    scores them with its defaults (whole image, DRIVE's FOV diameter, the model's stored threshold) into ``out``
+    (a rerun reuses the photographs done); with the threshold used."""
+    import statistics
+
+    from lib.experiment import Experiment
+    from lib.photographs import Options
+    from lib.run_folder import SUMMARY
+    from lib.textfiles import read_csv
+    from src.segment import segment
+
+    experiment = Experiment.in_folder(model)
+    threshold = experiment.read_threshold()["threshold"]
+    options = Options(threshold=threshold, outputs=("probability",))
+    segment([images], out, experiment.weights("best"), options, masks=masks, labels=labels)
+    rows = read_csv(out / SUMMARY)
+    means = {metric: statistics.mean(float(row[metric]) for row in rows) for metric in ("auc_roc", "f1")}
+    return means | {"images": len(rows), "threshold": threshold}

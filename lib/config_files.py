@@ -119,7 +119,10 @@ def merged_text(path) -> str:
 
 def with_value(text: str, section: str, key: str, value: str) -> str:
     """The configuration ``text`` with ``[section] key = value``, everything else as written: the key's line
-    replaced (found in any case), or added at the end of the section, or in a new section at the end."""
+    replaced (found in any case), or added at the end of the section, or in a new section at the end. A value of
+    several lines keeps its later lines indented, as INI continuation lines must be."""
+    first, *later = value.split("\n")
+    value = "".join([first, *(f"\n    {line.strip()}" for line in later)])
     header = re.search(rf"^\[{re.escape(section)}\][^\n]*$", text, re.M)
     if header is None:
         return f"{text.rstrip(chr(10))}\n\n\n[{section}]\n{key} = {value}\n"

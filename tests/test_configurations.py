@@ -89,6 +89,15 @@ def test_the_merged_copy_is_one_file_with_the_same_settings(variant, tmp_path):
     assert settings(load_config(copy)) == settings(load_config(REPO / variant))
 
 
+@pytest.mark.parametrize("name", sorted(path.name for path in (REPO / "configurations").glob("*.txt")))
+def test_every_shipped_configuration_merges_into_one_file_that_loads_the_same(name, tmp_path):
+    """Multi-line values ([photographs] sources) stay continuation lines in the merged copy."""
+    copy = tmp_path / "configuration.txt"
+    copy.write_text(merged_text(REPO / "configurations" / name))
+    merged, original = load_config(copy), load_config(REPO / "configurations" / name)
+    assert settings(merged) == settings(original) and merged.photographs == original.photographs
+
+
 def test_the_shipped_photograph_model_keeps_the_merged_copy_of_its_recipe(monkeypatch):
     monkeypatch.chdir(REPO)  # as trained: python run_training.py --config configurations/robust.txt
     assert Path("robust/configuration.txt").read_text() == merged_text("configurations/robust.txt")
