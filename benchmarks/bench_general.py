@@ -28,7 +28,7 @@ ROWS = (
     ("test", "DRIVE (published recipe)", "STARE"),
     ("robust", "DRIVE (robust recipe)", "STARE"),
     ("general_drive_only", "DRIVE (general recipe without STARE)", "STARE"),
-    ("general_stare_only", "STARE (robust recipe, a sixth of its epochs)", "DRIVE"),
+    ("general_stare_only", "STARE (robust recipe, a ninth of its patches)", "DRIVE"),
     ("test", "DRIVE (published recipe)", "DRIVE"),
     ("robust", "DRIVE (robust recipe)", "DRIVE"),
     ("general", "DRIVE + STARE (general recipe)", "DRIVE"),
