@@ -641,7 +641,7 @@ def test_ctrl_c_leaves_whole_files_and_a_rerun_finishes(tmp_path, weights):
     assert not list(out.glob(".*"))
     done = [row["image"].rsplit("/", 1)[1].split(".")[0] for row in read_summary(out)]
     assert 0 < len(done) < count
-    assert all((out / f"{name}_{kind}.png").is_file() for name in done for kind in OUTPUTS)
+    assert all(output_path(out, name, kind).is_file() for name in done for kind in OUTPUTS)
 
     rerun = run_script("run_prediction.py", *arguments, cwd=tmp_path)
     assert_ok(rerun)
