@@ -17,21 +17,21 @@ from pathlib import Path
 from benchmarks.common import mean_scores
 from lib.atomic import write_csv
 from lib.config import load_config
-from lib.experiment import Experiment
+from lib.experiment import SHIPPED_MODELS, Experiment
 from src.cli import run_cli
 
 WORK = Path("general_results")
 TABLE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "leave_one_dataset_out.csv"
 COLUMNS = ("model", "trained_on", "tested_on", "unseen_camera", "images", "auc_roc", "f1", "threshold")
-# (model folder, what it trained on, the dataset it is tested on)
+# (model folder, the datasets it trained on, how, the dataset it is tested on)
 ROWS = (
-    ("test", "DRIVE (published recipe)", "STARE"),
-    ("robust", "DRIVE (robust recipe)", "STARE"),
-    ("general_drive_only", "DRIVE (general recipe without STARE)", "STARE"),
-    ("general_stare_only", "STARE (robust recipe, a ninth of its patches)", "DRIVE"),
-    ("test", "DRIVE (published recipe)", "DRIVE"),
-    ("robust", "DRIVE (robust recipe)", "DRIVE"),
-    ("general", "DRIVE + STARE (general recipe)", "DRIVE"),
+    ("test", ("DRIVE",), "published recipe", "STARE"),
+    ("robust", ("DRIVE",), "robust recipe", "STARE"),
+    ("general_drive_only", ("DRIVE",), "general recipe without STARE", "STARE"),
+    ("general_stare_only", ("STARE",), "robust recipe, a ninth of its patches", "DRIVE"),
+    ("test", ("DRIVE",), "published recipe", "DRIVE"),
+    ("robust", ("DRIVE",), "robust recipe", "DRIVE"),
+    ("general", ("DRIVE", "STARE"), "general recipe", "DRIVE"),
 )
 
 
@@ -39,10 +39,10 @@ def finished(model: str) -> bool:
     """Whether the model folder holds a finished training: every epoch of its configuration done (a shipped model
     keeps no training state, only its weights and threshold)."""
     experiment = Experiment.in_folder(Path(model))
-    if experiment.read_threshold() is None:
-        return False
+    if model in SHIPPED_MODELS:
+        return experiment.read_threshold() is not None
     state = experiment.read_state()
-    return state is None or state.epochs_done >= load_config(experiment.configuration).training.N_epochs
+    return state is not None and state.epochs_done >= load_config(experiment.configuration).training.N_epochs
 
 
 def datasets(drive: Path, stare: Path) -> dict[str, dict]:
@@ -61,13 +61,14 @@ def main():
     args = parser.parse_args()
     test_sets = datasets(args.drive, args.stare)
     rows = []
-    for model, trained_on, tested_on in ROWS:
+    for model, datasets_trained, recipe, tested_on in ROWS:
         if not finished(model):
             print(f"note: {model}/ has not finished its training: python run_finetune.py --config "
                   f"configurations/{model}.txt [--resume]")  # fmt: skip
             continue
         scores = mean_scores(Path(model), out=WORK / f"{model}-{tested_on}", **test_sets[tested_on])
-        unseen = "yes" if tested_on not in trained_on else "no"
+        unseen = "no" if tested_on in datasets_trained else "yes"
+        trained_on = f"{' + '.join(datasets_trained)} ({recipe})"
         rows.append({"model": model, "trained_on": trained_on, "tested_on": tested_on, "unseen_camera": unseen,
                      "images": scores["images"], "auc_roc": f"{scores['auc_roc']:.4f}", "f1": f"{scores['f1']:.4f}",
                      "threshold": f"{scores['threshold']:.4f}"})  # fmt: skip
