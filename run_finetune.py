@@ -10,7 +10,7 @@ Each photograph is paired with its label (and mask) by name, as run_prediction.p
 and brought to the network's scale as run_prediction.py brings it. The last photograph (5 %) only validates:
 it chooses the best epoch and the threshold stored with the model. Everything lands in ./NAME/, which
 run_prediction.py --model NAME uses; NAME/configuration.txt records the run (--config NAME/configuration.txt
-repeats or resumes it). Recipe: configurations/finetune.txt (2 epochs from robust/, 1,000 patches per photograph).
+repeats or resumes it). Recipe: configurations/finetune.txt (2 epochs from general/, 1,000 patches per photograph).
 
 examples:
   python run_finetune.py photos/ --labels labels/ --name mycamera
@@ -35,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument("--masks", help="their FOV masks (white inside); default: detect each FOV")
     result.add_argument(
         "--from", dest="initial_weights", help="start from this model folder or weights file instead of the "
-        "configuration's initial_weights (default: robust/, the photograph model)"
+        "configuration's initial_weights (default: general/, the photograph model)"
     )  # fmt: skip
     result.add_argument("--resume", action="store_true", help="continue an interrupted fine-tuning")
     result.add_argument(

@@ -4,11 +4,12 @@ STARE photographs, scored on 10 other STARE photographs, beside no fine-tuning a
     python -m benchmarks.bench_label_budget [--stare STARE] [--ks 1,2,5,10]
 
 The split (``benchmarks/label_budget_split.json``) was drawn and committed before any result: the first k of its
-``labelled`` images fine-tune with ``run_finetune.py``'s defaults (configurations/finetune.txt: the last of them
-validates; k = 1 validates on other patches of its one photograph), and every k is scored on the same ``test``
-images with ``run_prediction.py``'s defaults (whole image, DRIVE's FOV diameter, the model's stored threshold).
-Each k trains into ./label_budget_k<k>/ and predicts into ./label_budget/k<k>/; a rerun reuses what is done.
-Prints the table and writes ``docs/figures/label_budget.png`` and ``docs/figures/label_budget.csv``.
+``labelled`` images fine-tune robust/ (not general/, the default start, which saw STARE) with ``run_finetune.py``'s
+recipe (configurations/finetune.txt: the last of them validates; k = 1 validates on other patches of its one
+photograph), and every k is scored on the same ``test`` images with ``run_prediction.py``'s defaults (whole image,
+DRIVE's FOV diameter, the model's stored threshold). Each k trains into ./label_budget_k<k>/ and predicts into
+./label_budget/k<k>/; a rerun reuses what is done. Prints the table and writes ``docs/figures/label_budget.png``
+and ``docs/figures/label_budget.csv``.
 """
 
 import argparse
@@ -19,7 +20,7 @@ from pathlib import Path
 from benchmarks.common import mean_scores
 from lib.atomic import atomic_path, write_csv
 from lib.config import load_config
-from lib.experiment import PHOTOGRAPH_MODEL, Experiment
+from lib.experiment import DRIVE_PHOTOGRAPH_MODEL, Experiment
 from lib.sources import Source
 from src.cli import run_cli
 
@@ -46,9 +47,10 @@ def stare_files(stare: Path, ids: list[str]) -> tuple[list[Path], list[Path]]:
 
 def fine_tuned(k: int, stare: Path, labelled: list[str]) -> Experiment:
     """robust/ fine-tuned on the first k labelled photographs (trained once; a rerun reuses it)."""
-    from src.finetune import finetune
+    from src.finetune import finetune, with_initial_weights
 
     config = load_config("configurations/finetune.txt", f"label_budget_k{k:02d}")
+    config = with_initial_weights(config, str(DRIVE_PHOTOGRAPH_MODEL))  # the default start saw STARE
     experiment = config.experiment
     if experiment.read_threshold() is None:
         images, labels = stare_files(stare, labelled[:k])
@@ -104,7 +106,7 @@ def main():
     args = parser.parse_args()
     split = json.loads(SPLIT.read_text())
     labelled, test = split["labelled"], split["test"]
-    auc, f1, threshold = scored(PHOTOGRAPH_MODEL, "k00", args.stare, test)
+    auc, f1, threshold = scored(DRIVE_PHOTOGRAPH_MODEL, "k00", args.stare, test)
     rows = [{"k": 0, "auc_roc": auc, "f1": f1, "training_minutes": 0.0, "threshold": threshold}]
     for k in (int(text) for text in args.ks.split(",")):
         experiment = fine_tuned(k, args.stare, labelled)

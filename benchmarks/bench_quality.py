@@ -2,16 +2,16 @@
 
     python -m benchmarks.bench_quality [--set test|training] [--cache DIR] [--plot docs/quality.png]
 
-``--set test`` (default): DRIVE's 20 test photographs and STARE's 20 (labels-ah), each also in six degraded
-copies (``lib.degrade``: blur, under- and over-exposure, haze, strong JPEG, uneven illumination; seed 0), 280 in
-all; ``--set training``: DRIVE's 20 training photographs and their copies (seed 1), 140, the set the flag's
-thresholds were chosen on. Data: RETINA_DATA (default ../shared/data). Every photograph goes through
-``src.segment.segment`` as ``run_prediction.py`` runs it (the default model, robust/, whole-image prediction, its
-stored threshold), with the FOV mask of the undegraded photograph (DRIVE's own masks; STARE's detected) and its
-manual label, so the summary holds the true F1. The predictions are kept in ``--cache`` (default: a folder in the
-system's temporary folder), so a rerun only recomputes the signals of ``lib.quality`` from the probability maps:
-prints the Spearman correlation of each signal with F1, the share of photographs with F1 < .70 that the flag
-catches and the share of undegraded photographs it flags.
+``--set test`` (default): DRIVE's 20 test photographs and STARE's 20 (labels-ah), each also in six degraded copies
+(``lib.degrade``: blur, under- and over-exposure, haze, strong JPEG, uneven illumination; seed 0), 280 in all;
+``--set training``: DRIVE's 20 training photographs and their copies (seed 1), 140, the set the flag's thresholds
+were chosen on. Data: RETINA_DATA (default ../shared/data). Every photograph goes through ``src.segment.segment`` as
+``run_prediction.py`` runs it (with robust/, the photograph model trained on DRIVE only, so that STARE is a camera
+it never saw: whole-image prediction, its stored threshold), with the FOV mask of the undegraded photograph (DRIVE's
+own masks; STARE's detected) and its manual label, so the summary holds the true F1. The predictions are kept in
+``--cache`` (default: a folder in the system's temporary folder), so a rerun only recomputes the signals of
+``lib.quality`` from the probability maps: prints the Spearman correlation of each signal with F1, the share of
+photographs with F1 < .70 that the flag catches and the share of undegraded photographs it flags.
 """
 
 import argparse
@@ -86,14 +86,14 @@ def write_inputs(folder: Path, which: str, seed: int) -> int:
 def segment_all(folder: Path) -> tuple[Path, float]:
     """Segment the photographs in ``folder`` (those done by an earlier run are skipped): the output folder and
     the threshold."""
-    from lib.experiment import PHOTOGRAPH_MODEL, Experiment
+    from lib.experiment import DRIVE_PHOTOGRAPH_MODEL, Experiment
     from lib.photographs import Options
     from src.segment import segment
 
     out = folder / "out"
-    threshold = Experiment.in_folder(PHOTOGRAPH_MODEL).read_threshold()["threshold"]
+    threshold = Experiment.in_folder(DRIVE_PHOTOGRAPH_MODEL).read_threshold()["threshold"]
     options = Options(threshold=threshold, outputs=("probability",))
-    weights = next(PHOTOGRAPH_MODEL.glob("*_best.weights.h5"))
+    weights = next(DRIVE_PHOTOGRAPH_MODEL.glob("*_best.weights.h5"))
     segment([str(folder / "photos")], out, weights, options, str(folder / "masks"), str(folder / "labels"))
     return out, threshold
 

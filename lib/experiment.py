@@ -19,8 +19,9 @@ from lib.textfiles import read_csv, read_text
 WEIGHTS_SUFFIX = ".weights.h5"  # Keras 3 insists on it
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_MODEL = REPO / "test"  # the published protocol's DRIVE model
-PHOTOGRAPH_MODEL = REPO / "robust"  # the model for photographs of any camera, run_prediction.py's default
-SHIPPED_MODELS = (REFERENCE_MODEL.name, PHOTOGRAPH_MODEL.name)  # their folders hold the reference results
+DRIVE_PHOTOGRAPH_MODEL = REPO / "robust"  # the photograph model that saw DRIVE only: STARE stays a camera it never saw
+PHOTOGRAPH_MODEL = REPO / "general"  # DRIVE + STARE: run_prediction.py's default and fine-tuning's start
+SHIPPED_MODELS = (REFERENCE_MODEL.name, DRIVE_PHOTOGRAPH_MODEL.name, PHOTOGRAPH_MODEL.name)  # training never overwrites
 SUMMARY_FILE = "summary.json"  # the pooled results of a STARE leave-one-out or cross-dataset test
 
 

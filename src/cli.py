@@ -53,8 +53,9 @@ def add_model_options(parser: argparse.ArgumentParser, used_for: str) -> None:
         "--model",
         type=Path,
         default=PHOTOGRAPH_MODEL,
-        help=f"experiment folder whose <name>_best.weights.h5 is {used_for} (default: robust/, the shipped model "
-        "trained for photographs of any camera; test/ is the DRIVE reference model)",
+        help=f"experiment folder whose <name>_best.weights.h5 is {used_for} (default: general/, the shipped model "
+        "trained on DRIVE and STARE for photographs of any camera; robust/ saw DRIVE only; test/ is the DRIVE "
+        "reference model)",
     )
     choice.add_argument(
         "--weights",
