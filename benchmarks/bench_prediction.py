@@ -92,12 +92,13 @@ def network_alone(photos: list[Path], weights: Path, options) -> Clock:
     from src.segment import load_model
 
     model = load_model(weights, options.inference)
-    predict_image(model, load_photograph(photos[0], None, None, options).network_input, options.inference)
+    first = load_photograph(photos[0], None, None, options)
+    predict_image(model, first.network_input, options.inference, first.network_fov)
     clock = Clock()
     for path in photos:
-        network_input = load_photograph(path, None, None, options).network_input
+        photo = load_photograph(path, None, None, options)
         with clock:
-            predict_image(model, network_input, options.inference)
+            predict_image(model, photo.network_input, options.inference, photo.network_fov)
     return clock
 
 

@@ -11,6 +11,8 @@ Images too large for one pass within the memory budget are predicted in tiles; t
 import dataclasses
 import math
 
+import numpy as np
+
 MODES = ("whole", "flips", "patches")
 PUBLISHED_PATCH_HW = (48, 48)  # the patches the published U-Net (and the shipped model) was trained on
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # Keras dtype policies
@@ -27,6 +29,20 @@ MAX_PASS_PATCHES = 15_000
 # Context around each tile of a whole-image pass, discarded after prediction: beyond the U-Net's receptive
 # radius (26 px) and a multiple of 4, so the pooling grid of every tile stays aligned with the whole image's.
 WHOLE_TILE_MARGIN = 48
+
+
+def fov_window(fov: np.ndarray) -> tuple[slice, slice]:
+    """The part of an image a whole-image pass needs to give the pixels ``fov`` marks exactly what a pass over
+    the whole image gives them: their bounding box with WHOLE_TILE_MARGIN of context, its origin on the pooling
+    grid. Black around the field of view (a 3:2 sensor's sides) is then never computed. The whole image when
+    ``fov`` marks nothing."""
+    rows, cols = np.flatnonzero(fov.any(axis=1)), np.flatnonzero(fov.any(axis=0))
+    if not rows.size:
+        return slice(0, fov.shape[0]), slice(0, fov.shape[1])
+    return tuple(
+        slice(max(first - WHOLE_TILE_MARGIN, 0) // DOWNSAMPLING * DOWNSAMPLING, last + 1 + WHOLE_TILE_MARGIN)
+        for first, last in ((rows[0], rows[-1]), (cols[0], cols[-1]))
+    )
 
 
 @dataclasses.dataclass(frozen=True)

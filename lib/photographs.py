@@ -11,6 +11,7 @@ import dataclasses
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from lib.errors import UserError
@@ -52,6 +53,7 @@ class Photograph:
     rgb: np.ndarray  # (H, W, 3) uint8, upright
     fov: np.ndarray  # (H, W) bool
     network_input: np.ndarray  # (1, h, w) preprocessed, at the network's scale
+    network_fov: np.ndarray  # (h, w) bool: the network's pixels that the FOV's probabilities are resized from
     label: np.ndarray | None  # (H, W) bool manual vessels, with --labels
     row: dict
     seconds: float  # spent on it so far
@@ -115,7 +117,15 @@ def load_photograph(path: Path, mask_path: Path | None, label_path: Path | None,
         **stamp,
     }
     network_input = preprocess(network_rgb.transpose(2, 0, 1)[None])[0]
-    return Photograph(path, rgb, fov > 0, network_input, label, row, time.perf_counter() - start)
+    return Photograph(path, rgb, fov > 0, network_input, fov_at(fov, net_hw), label, row, time.perf_counter() - start)
+
+
+def fov_at(fov: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """The pixels of an (h, w) rescaling of the photograph that the pixels of its FOV (uint8 0/255) take their
+    values from when the rescaled probabilities are brought back (``finish_photograph``): every one the FOV
+    covers at all, and their neighbours, which bilinear enlarging reads."""
+    covered = fov if fov.shape == hw else resize(fov, *hw)
+    return cv2.dilate(covered, np.ones((3, 3), np.uint8)) > 0
 
 
 def read_label(label_path: Path, image: Path, inside: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ def run_pipeline(images: list[Path], load, predict, finish, record) -> int:
     """Read ahead, predict and finish ``images``, calling ``record(row)`` for each one done; returns how many
     failed (each reported on one line).
 
-    ``load(path)`` runs on the reading thread, the network (``predict(photo.network_input)``) on this one,
+    ``load(path)`` runs on the reading thread, the network (``predict(photo)``) on this one,
     ``finish(photo, probability)`` on the writers. On an interruption nothing more is read, the photographs the
     network has done are finished (a second or two) and recorded, and the interruption goes on.
     """
@@ -61,7 +61,7 @@ def run_pipeline(images: list[Path], load, predict, finish, record) -> int:
                     failures += 1
                     continue
                 start = time.perf_counter()
-                probability = predict(photo.network_input)
+                probability = predict(photo)
                 photo.seconds += time.perf_counter() - start
                 finishing.append((path, writers.submit(finish, photo, probability)))
                 while finishing and (finishing[0][1].done() or len(finishing) > MAX_FINISHING):

@@ -7,7 +7,7 @@ image at a time and in tiles when one pass would exceed the memory budget.
 
 import numpy as np
 
-from lib.inference import DOWNSAMPLING, Inference
+from lib.inference import DOWNSAMPLING, Inference, fov_window
 from lib.patches import extract_overlapping, overlap_padding, pad_bottom_right, patches_touching, recompose_overlapping
 from src.engines import as_engine
 
@@ -16,12 +16,18 @@ def predict_image(model, image: np.ndarray, inference: Inference, fov: np.ndarra
     """Vessel probabilities (H, W) of a preprocessed (1, H, W) image, as ``inference`` says; ``model`` is an
     engine (``src.engines.load_engine``) or a Keras model.
 
-    With the (H, W) ``fov`` mask, patch mode skips the patches holding no FOV pixel (every FOV pixel
-    still averages all the patches covering it). Large images are predicted tile by tile
-    (``Inference.tiles``): each tile carries a margin of context that is discarded, and tile origins
-    lie on the whole image's grid (multiples of 4 for the U-Net's pooling, of the stride for
-    patches), so every kept pixel sees exactly what one pass over the whole image would give it.
+    With the (H, W) ``fov`` mask, only the FOV pixels' probabilities are those of a pass over the whole image:
+    whole-image modes predict ``lib.inference.fov_window`` alone (the rest is 0), patch mode skips the patches
+    holding no FOV pixel (every FOV pixel still averages all the patches covering it). Large images are predicted
+    tile by tile (``Inference.tiles``): each tile carries a margin of context that is discarded, and tile origins
+    lie on the whole image's grid (multiples of 4 for the U-Net's pooling, of the stride for patches), so every
+    kept pixel sees exactly what one pass over the whole image would give it.
     """
+    if fov is not None and inference.mode != "patches":
+        window = fov_window(fov)
+        result = np.zeros(image.shape[1:], dtype=np.float32)
+        result[window] = predict_image(model, image[(slice(None), *window)], inference)
+        return result
     tiling = inference.tiles(image.shape[1:])
     if tiling is None:
         return _predict_pass(model, image, inference, fov)

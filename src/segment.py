@@ -159,8 +159,8 @@ def segment(
             path, companion(mask_index, path, "mask", masks), companion(label_index, path, "label", labels), options
         )
 
-    def predict(network_input: np.ndarray) -> np.ndarray:
-        return predict_image(model, network_input, options.inference)
+    def predict(photo: Photograph) -> np.ndarray:
+        return predict_image(model, photo.network_input, options.inference, photo.network_fov)
 
     def finish(photo: Photograph, probability: np.ndarray) -> dict:
         return finish_photograph(photo, probability, options, out_dir)

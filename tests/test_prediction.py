@@ -41,6 +41,17 @@ class PatchMean(Echo):
         return np.concatenate([1 - means, means], axis=-1)
 
 
+class Recorded:
+    """A model that records the (height, width) of every batch it is given."""
+
+    def __init__(self, model):
+        self.model, self.shapes = model, []
+
+    def predict_on_batch(self, x):
+        self.shapes.append(x.shape[1:3])
+        return self.model.predict_on_batch(x)
+
+
 @pytest.fixture(scope="module")
 def random_unet():
     keras.utils.set_random_seed(0)
@@ -57,6 +68,31 @@ def test_whole_image_tiles_equal_one_pass(random_unet, monkeypatch, mode):
     assert inference.tiles(image.shape[1:]) == (64, 48)  # 160 px passes: 64 px kept, 48 px of context each side
     tiled = predict_image(random_unet, image, inference)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["whole", "flips"])
+def test_a_fov_narrower_than_the_image_is_predicted_alone_and_exactly(random_unet, mode):
+    """A 3:2 frame with black sides: only the FOV's bounding box and its context go through the network, and
+    every FOV pixel gets what a pass over the whole frame gives it (its pooling grid and receptive field kept)."""
+    image = np.random.default_rng(2).random((1, 124, 230), dtype=np.float32)
+    fov = np.zeros((124, 230), dtype=bool)
+    fov[3:120, 70:171] = True  # 48 px of context reach neither side of the frame
+    inference = Inference(mode=mode)
+    whole = predict_image(random_unet, image, inference)
+    recorded = Recorded(random_unet)
+    cropped = predict_image(recorded, image, inference, fov)
+    np.testing.assert_allclose(cropped[fov], whole[fov], atol=1e-6)
+    assert set(recorded.shapes) == {(124, 200)}  # rows 0..124 (padded), columns 20..219: 200 of 230
+    assert not cropped[:, :20].any() and not cropped[:, 219:].any()
+
+
+def test_the_fov_window_keeps_the_context_and_the_pooling_grid():
+    fov = np.zeros((300, 400), dtype=bool)
+    fov[101:150, 203:260] = True
+    rows, cols = inference_module.fov_window(fov)
+    assert (rows.start, cols.start) == (52, 152)  # 101 - 48 and 203 - 48, down to multiples of 4
+    assert (rows.stop, cols.stop) == (150 + 48, 260 + 48)
+    assert inference_module.fov_window(np.zeros((30, 40), dtype=bool)) == (slice(0, 30), slice(0, 40))
 
 
 @pytest.mark.parametrize("stride, budget", [((5, 5), 60), ((8, 6), 200)])

@@ -147,6 +147,19 @@ def test_network_input_has_the_target_fov_diameter(tmp_path):
     assert near.network_input.shape == (1, 200, 240) and near.row["scale"] == "1.0000"  # not resampled for 4 %
 
 
+@pytest.mark.parametrize("hw", [(61, 73), (200, 240), (437, 523)])  # shrunk, as it is, enlarged
+def test_the_network_fov_holds_every_pixel_the_fov_reads_back(hw):
+    """Only the network's pixels in ``network_fov`` need a probability (the FOV crop of whole-image prediction
+    zeroes the rest): the photograph's FOV pixels come out the same when every other one is 0."""
+    _, _, fov = photo(3, 200, 240, fov_radius=90)
+    network_fov = photographs.fov_at(fov, hw)
+    probability = np.random.default_rng(0).random(hw, dtype=np.float32)
+    inside = fov > 0
+    read_back = resize(probability, 200, 240)[inside]
+    assert np.array_equal(resize(np.where(network_fov, probability, 0), 200, 240)[inside], read_back)
+    assert network_fov.mean() < 0.8  # the black around the FOV is left out
+
+
 def test_the_fov_is_detected_or_taken_from_the_mask(tmp_path, stand_in):
     rgb, _, _ = photo(2, 96, 110)
     save(tmp_path / "in" / "01_test.tif", rgb)
