@@ -2,8 +2,10 @@
 
     python -m benchmarks.bench_prediction [--photos DIR | --stare DIR] [--images 10] [--weights PATH]
 
-Without --photos, the first --images STARE photographs are enlarged to 3504x2336 (a 3:2 camera sensor: the
-disc keeps its shape, black at the sides) and written as JPEGs (quality 95) into a temporary folder.
+Without --photos, the first --images STARE photographs are enlarged into 3504x2336 frames (a 3:2 camera sensor;
+the disc keeps its shape) and written as JPEGs (quality 95) into a temporary folder: ``--frame sides`` (default)
+enlarges them to the frame's height, black at the sides; ``--frame width`` to its width, the FOV across nearly
+all of it and cut at the top and bottom, as a 45° camera frames it.
 Modes, each in its own process (so its peak memory is its own), on the same photographs, default settings:
 ``network``: the U-Net's pass alone, ``predict_image`` on each photograph's prepared input;
 ``all`` and ``probability``: ``src.segment.segment`` end to end, from reading each JPEG to its last file and
@@ -44,6 +46,11 @@ from lib.run_folder import OUTPUTS
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("network", "all", "probability", "first_run", "rerun")
 SENSOR_HW = (2336, 3504)  # a 3:2 fundus camera's full-resolution frame
+FRAMES = {  # how an enlarged STARE photograph fills the frame (--frame)
+    "sides": "enlarged to the frame's height, black at the sides",
+    "width": "enlarged to the frame's width, its FOV across nearly all of it and cut at the top and bottom, as a 45° "
+    "camera's 3504x2336 photographs usually are (a smaller share of black: the network's input is smaller)",
+}
 JPEG_QUALITY = 95
 
 
@@ -51,18 +58,23 @@ def default_stare() -> Path:
     return Path(os.environ.get("RETINA_DATA") or REPO.parent / "shared" / "data") / "STARE" / "stare-images"
 
 
-def write_large_photographs(stare: Path, count: int, folder: Path) -> None:
-    """The first ``count`` STARE photographs enlarged to SENSOR_HW, the disc's shape kept, as JPEGs in ``folder``."""
+def write_large_photographs(stare: Path, count: int, folder: Path, frame: str = "sides") -> None:
+    """The first ``count`` STARE photographs enlarged into SENSOR_HW frames, the disc's shape kept, as JPEGs in
+    ``folder``. FRAMES says how each fills its frame."""
     height, width = SENSOR_HW
     for path in expand(str(stare))[:count]:
         rgb = read_rgb(path)
-        scaled_width = round(rgb.shape[1] * height / rgb.shape[0])
-        enlarged = cv2.resize(rgb, (scaled_width, height), interpolation=cv2.INTER_CUBIC)
-        frame = np.zeros((height, width, 3), np.uint8)
-        left = (width - scaled_width) // 2
-        frame[:, left : left + scaled_width] = enlarged
+        factor = height / rgb.shape[0] if frame == "sides" else width / rgb.shape[1]
+        size = round(rgb.shape[1] * factor), round(rgb.shape[0] * factor)
+        enlarged = cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
+        top, left = (size[1] - height) // 2, (width - size[0]) // 2
+        frame_pixels = np.zeros((height, width, 3), np.uint8)
+        if frame == "sides":
+            frame_pixels[:, left : left + size[0]] = enlarged
+        else:
+            frame_pixels[:] = enlarged[top : top + height]
         with atomic_path(folder / f"{path.name.split('.')[0]}.jpg", suffix=".jpg") as temp:
-            Image.fromarray(frame).save(temp, format="JPEG", quality=JPEG_QUALITY)
+            Image.fromarray(frame_pixels).save(temp, format="JPEG", quality=JPEG_QUALITY)
 
 
 class Clock:
@@ -182,6 +194,9 @@ def main():
     parser.add_argument("--photos", type=Path, help="a folder of your own photographs (default: enlarged STARE)")
     parser.add_argument("--stare", type=Path, default=default_stare(), help="STARE's stare-images folder")
     parser.add_argument("--images", type=int, default=10, help="STARE photographs to enlarge (default 10)")
+    parser.add_argument(
+        "--frame", choices=FRAMES, default="sides", help="; ".join(f"{name}: {text}" for name, text in FRAMES.items())
+    )
     parser.add_argument("--weights", type=Path, default=Experiment.in_folder(REFERENCE_MODEL).weights("best"))
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
     parser.add_argument("--engines", default=",".join(common.ENGINE_NAMES), help="comma-separated engines to compare")
@@ -197,7 +212,7 @@ def main():
         photos = args.photos
         if photos is None:
             photos = work / "photos"
-            write_large_photographs(args.stare, args.images, photos)
+            write_large_photographs(args.stare, args.images, photos, args.frame)
         forwarded = ["--photos", str(photos), "--weights", str(args.weights), "--work", str(work)]
         runs = common.with_engines(args.modes.split(","), args.engines.split(","))
         rows = []
@@ -208,7 +223,8 @@ def main():
         rows = mean_rows(rows)
         size = Image.open(expand(str(photos))[0]).size
     compare(rows)
-    print(f"\n{rows[0]['images']} photographs of {size[0]}x{size[1]} px from {args.photos or args.stare}; "
+    source = args.photos or f"{args.stare} ({FRAMES[args.frame]})"
+    print(f"\n{rows[0]['images']} photographs of {size[0]}x{size[1]} px from {source}; "
           f"weights {args.weights}; default settings (whole image, FOV rescaled to 540 px); "
           f"mean of {args.rounds} round(s)\n{common.machine()}\n")  # fmt: skip
     common.print_table(

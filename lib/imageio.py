@@ -132,9 +132,15 @@ _PNG_FAST = (
 )  # fmt: skip
 
 
+def as_bgr(rgb: np.ndarray) -> np.ndarray:
+    """The channel order OpenCV encodes: converted in one vectorised pass (an encoder handed the reversed view
+    ``rgb[..., ::-1]`` copies it pixel by pixel, as long as encoding a 3504x2336 JPEG itself)."""
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
 def write_png(path, image: np.ndarray, fast: bool = False) -> None:
     """Write a uint8 (H, W) or RGB (H, W, 3), or a uint16 (H, W) array as PNG, atomically (``fast``: see _PNG_FAST)."""
-    pixels = image[..., ::-1] if image.ndim == 3 else image  # OpenCV stores colour as BGR
+    pixels = as_bgr(image) if image.ndim == 3 else image
     ok, encoded = cv2.imencode(".png", pixels, _PNG_FAST if fast else _PNG_COMPACT)
     if not ok:
         raise ValueError(f"cannot encode a {image.dtype} array of shape {image.shape} as PNG")
@@ -146,7 +152,7 @@ def write_jpeg(path, rgb: np.ndarray, quality: int) -> None:
     """Write an RGB (H, W, 3) uint8 array as a JPEG of ``quality`` (1-100) with full-resolution colour (4:4:4: the
     tint of a 1-px vessel keeps its colour), atomically."""
     full_colour = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444)
-    ok, encoded = cv2.imencode(".jpg", rgb[..., ::-1], (cv2.IMWRITE_JPEG_QUALITY, quality, *full_colour))
+    ok, encoded = cv2.imencode(".jpg", as_bgr(rgb), (cv2.IMWRITE_JPEG_QUALITY, quality, *full_colour))
     if not ok:
         raise ValueError(f"cannot encode a {rgb.dtype} array of shape {rgb.shape} as JPEG")
     with atomic_path(path, suffix=".jpg") as temp:
