@@ -1,17 +1,20 @@
 """Keras against the default engine, side by side in one run, on the same weights and inputs.
 
-    python -m benchmarks.bench_engines [--rounds 3] [--patches 2048] [--photographs 6] [--weights PATH]
+    python -m benchmarks.bench_engines [--rounds 3] [--patches 2048] [--photographs 6] [--frame sides|width]
+                                       [--weights PATH]
 
-``photograph``: the network's pass (``predict_image``, whole image) on a STARE photograph enlarged to 3504x2336
-and prepared as ``run_prediction.py`` prepares it (its FOV rescaled to DRIVE's); ``drive stride 5``: the
-network on the first ``--patches`` 48x48 patches at stride 5 of DRIVE test image 01 (those touching its FOV, in
-the order ``run_testing.py`` predicts them, ``predict_patches``), scaled to all of the image's patches;
+``photograph``: the network's pass (``predict_image``, whole image) on a STARE photograph enlarged into a 3504x2336
+frame (``--frame``: see ``bench_prediction``) and prepared as ``run_prediction.py`` prepares it (its FOV rescaled to
+DRIVE's, the FOV's box alone predicted); ``drive stride 5``: the network on the first ``--patches`` 48x48 patches at
+stride 5 of DRIVE test image 01 (those touching its FOV, in the order ``run_testing.py`` predicts them,
+``predict_patches``), scaled to all of the image's patches; ``drive whole``: that image in one pass;
 ``run_prediction.py``: the script as a user runs it on ``--photographs`` such photographs, each run into a new
 folder, per photograph with start-up (Python, TensorFlow, the model) included and, from a run on one photograph,
-without it. Both engines are loaded in this process; each measure runs the engines in turn, ``--rounds`` times,
-so that a change of the machine's load weighs on both; the table gives the median and the range of the rounds,
-and the ratio of the medians. ``keras`` is the project's Keras path (``predict_on_batch`` per batch, faster
-than Keras' ``predict``). The ONNX model is built (untimed) into a scratch copy of the weights' folder.
+without it, and the script's peak memory. Both engines are loaded in this process; each measure runs the engines in
+turn, ``--rounds`` times, so that a change of the machine's load weighs on both; the table gives the median and the
+range of the rounds, and the ratio of the medians. ``keras`` is the project's Keras path (``predict_on_batch`` per
+batch, faster than Keras' ``predict``). The ONNX model is built (untimed) into a scratch copy of the weights'
+folder.
 """
 
 import argparse
@@ -22,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks import common
-from benchmarks.bench_prediction import Clock, default_stare, script, write_large_photographs
+from benchmarks.bench_prediction import FRAMES, Clock, default_stare, script, write_large_photographs
 from lib.experiment import REFERENCE_MODEL, Experiment
 
 DRIVE_IMAGE = 0  # test image 01
@@ -48,23 +51,29 @@ def interleaved(runs: dict, rounds: int, warm_up: bool = True) -> dict[str, list
 
 def photograph_runs(engines: dict, photos: Path) -> dict:
     from lib.files import expand
+    from lib.inference import fov_window
     from lib.photographs import Options, load_photograph
     from src.prediction import predict_image
 
     options = Options()
-    image = load_photograph(expand(str(photos))[0], None, None, options).network_input
-    print(f"photograph: network input {image.shape[2]}x{image.shape[1]} px", flush=True)
+    photo = load_photograph(expand(str(photos))[0], None, None, options)
+    rows, columns = fov_window(photo.network_fov)
+    _, height, width = photo.network_input.shape
+    print(f"photograph: network input {width}x{height} px, the FOV's box {len(range(width)[columns])}x"
+          f"{len(range(height)[rows])} px", flush=True)  # fmt: skip
     return {
-        name: lambda engine=engine: predict_image(engine, image, options.inference) for name, engine in engines.items()
+        name: lambda engine=engine: predict_image(engine, photo.network_input, options.inference, photo.network_fov)
+        for name, engine in engines.items()
     }
 
 
-def drive_runs(engines: dict, drive: Path, count: int) -> tuple[dict, float]:
-    """The runs on ``count`` stride-5 patches of a DRIVE test image, and the image's patches per patch run."""
+def drive_runs(engines: dict, drive: Path, count: int) -> tuple[dict, float, dict]:
+    """The runs on ``count`` stride-5 patches of a DRIVE test image, the image's patches per patch run, and the runs
+    on the whole image."""
     from lib.datasets import read_drive_split
     from lib.inference import Inference
     from lib.preprocessing import preprocess
-    from src.prediction import overlapping_patches, predict_patches
+    from src.prediction import overlapping_patches, predict_image, predict_patches
 
     data = read_drive_split(drive, "test")
     image = preprocess(data["imgs"])[DRIVE_IMAGE]  # the whole split's statistics, as run_testing.py
@@ -77,7 +86,9 @@ def drive_runs(engines: dict, drive: Path, count: int) -> tuple[dict, float]:
         name: lambda engine=engine: predict_patches(engine, subset, inference.batch_size)
         for name, engine in engines.items()
     }
-    return runs, len(patches) / len(subset)
+    whole = Inference(mode="whole")
+    whole_runs = {name: lambda engine=engine: predict_image(engine, image, whole) for name, engine in engines.items()}
+    return runs, len(patches) / len(subset), whole_runs
 
 
 def script_runs(names: dict[str, str], photos: Path, weights: Path, work: Path) -> dict:
@@ -103,6 +114,14 @@ def row(measure: str, clocks: dict[str, list[Clock]], scale: float = 1.0) -> dic
     return cells
 
 
+def peak_row(measure: str, clocks: dict[str, list[Clock]]) -> dict:
+    """A table row of each engine's median peak memory (MiB) over the rounds, and keras / default."""
+    medians = {name: statistics.median(run.peak_mb for run in runs) for name, runs in clocks.items()}
+    cells = {"measure": measure, **{name: f"{peak:.0f}" for name, peak in medians.items()}}
+    keras, default = medians.values()
+    return cells | {"ratio": f"{keras / default:.2f}"}
+
+
 def per_photograph(full: list[Clock], one: list[Clock] | None, count: int) -> list[Clock]:
     """Each round's script run on ``count`` photographs per photograph; given the runs on one, after start-up:
     (run on ``count`` - run on one) / (``count`` - 1)."""
@@ -122,6 +141,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="times each engine runs each measure (default 3)")
     parser.add_argument("--patches", type=int, default=2048, help="stride-5 DRIVE patches timed (default 2048)")
     parser.add_argument("--photographs", type=int, default=6, help="3504x2336 photographs per script run (6)")
+    parser.add_argument("--frame", choices=FRAMES, default="sides", help="how the photographs fill their frames")
     args = parser.parse_args()
     if args.rounds < 1 or args.patches < 1 or args.photographs < 2:
         raise SystemExit("error: --rounds and --patches must be at least 1, --photographs at least 2")
@@ -135,12 +155,12 @@ def main():
     print(f"{common.machine()}; load average {os.getloadavg()[0]:.1f} at the start", flush=True)
     print(f"default {announce(default)}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_engines.") as scratch:
-        measures = measure(args, default_name, Path(scratch))
+        rows = measure(args, default_name, Path(scratch))
     print(
         f"\nweights {args.weights}; {args.rounds} rounds, median (min-max); {args.photographs} photographs "
         f"per script run; load average {os.getloadavg()[0]:.1f} at the end\n"
     )
-    rows = [row(*measure) for measure in measures]
+
     default_heading = f"{default_name} (default)"
     columns = [("measure", "measure", "s"), ("keras", "keras", "s"), (default_name, default_heading, "s")]
     columns += [("ratio", "keras / default", "s"), ("keras_cpu", "keras CPU", "s")]
@@ -148,8 +168,8 @@ def main():
     common.print_table(columns, rows)
 
 
-def measure(args, default_name: str, work: Path) -> list[tuple]:
-    """The table's measures: (name, engine → clocks of the rounds[, scale])."""
+def measure(args, default_name: str, work: Path) -> list[dict]:
+    """The table's rows, each measure's engines in turn."""
     from lib.inference import Inference
     from src.engines import load_engine
 
@@ -157,22 +177,24 @@ def measure(args, default_name: str, work: Path) -> list[tuple]:
     weights.parent.mkdir()
     shutil.copy(args.weights, weights)
     photos, one = work / "photos", work / "one"
-    write_large_photographs(args.stare, args.photographs, photos)
-    write_large_photographs(args.stare, 1, one)
+    write_large_photographs(args.stare, args.photographs, photos, args.frame)
+    write_large_photographs(args.stare, 1, one, args.frame)
     engines = {"keras": load_engine(weights, Inference(engine="keras"), quiet=True)}
     engines[default_name] = load_engine(weights, Inference(), quiet=True)  # builds the ONNX model
-    measures = [("network, 3504x2336 photograph (s)", interleaved(photograph_runs(engines, photos), args.rounds))]
-    runs, scale = drive_runs(engines, args.drive, args.patches)
-    measures.append(("network, DRIVE image at stride 5 (s)", interleaved(runs, args.rounds), scale))
+    rows = [row("network, 3504x2336 photograph (s)", interleaved(photograph_runs(engines, photos), args.rounds))]
+    runs, scale, whole_runs = drive_runs(engines, args.drive, args.patches)
+    rows.append(row("network, DRIVE image at stride 5 (s)", interleaved(runs, args.rounds), scale))
+    rows.append(row("network, DRIVE image whole (s)", interleaved(whole_runs, args.rounds)))
     names = {"keras": "keras", default_name: "auto"}
     full = interleaved(script_runs(names, photos, weights, work), args.rounds)
     single = interleaved(script_runs(names, one, weights, work), args.rounds, warm_up=False)
     count = args.photographs
     per_photo = {name: per_photograph(runs, None, count) for name, runs in full.items()}
-    measures.append(("run_prediction.py per photograph, start-up included (s)", per_photo))
+    rows.append(row("run_prediction.py per photograph, start-up included (s)", per_photo))
     after = {name: per_photograph(runs, single[name], count) for name, runs in full.items()}
-    measures.append(("run_prediction.py per photograph after start-up (s)", after))
-    return measures
+    rows.append(row("run_prediction.py per photograph after start-up (s)", after))
+    rows.append(peak_row("run_prediction.py peak memory (MiB)", full))
+    return rows
 
 
 def engines_name(inference) -> str:

@@ -78,10 +78,11 @@ def write_large_photographs(stare: Path, count: int, folder: Path, frame: str = 
 
 
 class Clock:
-    """Wall-clock and CPU seconds (user + system, all threads of this process, or of its finished children)."""
+    """Wall-clock and CPU seconds (user + system, all threads of this process, or of its finished children), and
+    the peak memory of the child process it timed (``script``)."""
 
     def __init__(self, who=resource.RUSAGE_SELF):
-        self.who, self.wall, self.cpu = who, 0.0, 0.0
+        self.who, self.wall, self.cpu, self.peak_mb = who, 0.0, 0.0, 0.0
 
     def _now(self) -> tuple[float, float]:
         usage = resource.getrusage(self.who)
@@ -128,14 +129,22 @@ def end_to_end(photos: list[Path], weights: Path, options, out_dir: Path) -> Clo
 
 
 def script(photos_dir: Path, weights: Path, out_dir: Path, engine: str) -> tuple[Clock, int]:
-    """The time of ``run_prediction.py`` into ``out_dir``, and how many files in it the run wrote or replaced."""
+    """The time and peak memory of ``run_prediction.py`` into ``out_dir`` (the child's own, from ``os.wait4``), and
+    how many files in it the run wrote or replaced."""
     before = {path: path.stat().st_mtime_ns for path in out_dir.glob("*")} if out_dir.is_dir() else {}
     command = [sys.executable, str(REPO / "run_prediction.py"), str(photos_dir), "-o", str(out_dir), "--engine", engine]
-    with Clock(resource.RUSAGE_CHILDREN) as clock:
-        completed = subprocess.run([*command, "--weights", str(weights)], capture_output=True, text=True)
-    if completed.returncode:
-        sys.stderr.write(completed.stderr[-3000:])
-        raise SystemExit(f"error: run_prediction.py failed (exit {completed.returncode})")
+    clock = Clock()
+    with tempfile.TemporaryFile("w+") as errors:
+        start = time.perf_counter()
+        child = subprocess.Popen([*command, "--weights", str(weights)], stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(child.pid, 0)
+        clock.wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            errors.seek(0)
+            sys.stderr.write(errors.read()[-3000:])
+            raise SystemExit(f"error: run_prediction.py failed (exit {child.returncode})")
+    clock.cpu, clock.peak_mb = usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
     written = sum(before.get(path) != path.stat().st_mtime_ns for path in out_dir.glob("*"))
     return clock, written
 
@@ -154,9 +163,7 @@ def run_single(single: str, photos_dir: Path, weights: Path, work: Path) -> dict
         clock = end_to_end(photos, weights, options, Path(tempfile.mkdtemp(prefix=f"{mode}.", dir=work)))
     else:
         clock, row["files_written"] = script(photos_dir, weights, work / f"script-{engine}", engine)
-    peak = common.peak_rss_mb()
-    if mode in ("first_run", "rerun"):  # the script ran in a child process
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak = clock.peak_mb if mode in ("first_run", "rerun") else common.peak_rss_mb()  # the script: a child's
     count = len(photos)
     return row | {"seconds": clock.wall, "seconds_per_image": clock.wall / count,
                   "cpu_per_image": clock.cpu / count, "peak_rss_mb": peak}  # fmt: skip

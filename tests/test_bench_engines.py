@@ -47,6 +47,9 @@ def test_one_run_compares_keras_with_the_default_engine(drive_root, stare_root, 
     assert measures == [
         "| network, 3504x2336 photograph (s)",
         "| network, DRIVE image at stride 5 (s)",
+        "| network, DRIVE image whole (s)",
         "| run_prediction.py per photograph, start-up included (s)",
         "| run_prediction.py per photograph after start-up (s)",
+        "| run_prediction.py peak memory (MiB)",
     ]
+    assert all(float(cell) > 0 for cell in table[-1].split(" | ")[1:4])  # keras, default, their ratio

@@ -34,11 +34,15 @@ def test_every_mode_runs_and_a_rerun_writes_nothing(tmp_path):
     assert "2 photographs of 330x300 px" in result.stdout
 
 
-def test_large_photographs_keep_the_disc(tmp_path):
+@pytest.mark.parametrize("frame", ["sides", "width"])
+def test_large_photographs_keep_the_disc(tmp_path, frame):
     write_synthetic_stare(tmp_path / "STARE", ids=["im0001", "im0002"], height=121, width=140)
-    write_large_photographs(tmp_path / "STARE" / "stare-images", 1, tmp_path / "large")
+    write_large_photographs(tmp_path / "STARE" / "stare-images", 1, tmp_path / "large", frame)
     (photo,) = tmp_path.glob("large/*.jpg")
     assert photo.name == "im0001.jpg"
     rgb = read_rgb(photo)
     assert rgb.shape[:2] == SENSOR_HW
-    assert fov_warning(detect_fov(rgb)) == ""  # still a disc
+    fov = detect_fov(rgb)
+    assert fov_warning(fov) == ""  # still a disc
+    black_sides = not fov[:, : SENSOR_HW[1] // 10].any()
+    assert black_sides == (frame == "sides")  # "width": the FOV reaches across nearly the whole frame
