@@ -29,17 +29,22 @@ from benchmarks.bench_prediction import FRAMES, Clock, default_stare, script, wr
 from lib.experiment import REFERENCE_MODEL, Experiment
 
 DRIVE_IMAGE = 0  # test image 01
+# Untimed calls of each engine before a measure: the first calls of an engine on a new input size allocate its
+# memory and, right after loading, share the cores with the frameworks' own start-up (measured: ONNX Runtime's
+# first timed photograph 0.53 s after one warm-up, 0.44-0.47 s from then on)
+WARM_UPS = 2
 
 
 def default_drive() -> Path:
     return default_stare().parents[1] / "DRIVE"
 
 
-def interleaved(runs: dict, rounds: int, warm_up: bool = True) -> dict[str, list[Clock]]:
-    """Wall-clock and CPU seconds of each of ``runs`` (name → function), called once untimed (unless not
-    ``warm_up``) and then in turn ``rounds`` times; a run that returns a Clock (a child process's) is timed by it."""
-    for run in runs.values() if warm_up else ():
-        run()
+def interleaved(runs: dict, rounds: int, warm_ups: int = WARM_UPS) -> dict[str, list[Clock]]:
+    """Wall-clock and CPU seconds of each of ``runs`` (name → function), called ``warm_ups`` times untimed and then
+    in turn ``rounds`` times; a run that returns a Clock (a child process's) is timed by it."""
+    for _ in range(warm_ups):
+        for run in runs.values():
+            run()
     clocks = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
@@ -186,8 +191,8 @@ def measure(args, default_name: str, work: Path) -> list[dict]:
     rows.append(row("network, DRIVE image at stride 5 (s)", interleaved(runs, args.rounds), scale))
     rows.append(row("network, DRIVE image whole (s)", interleaved(whole_runs, args.rounds)))
     names = {"keras": "keras", default_name: "auto"}
-    full = interleaved(script_runs(names, photos, weights, work), args.rounds)
-    single = interleaved(script_runs(names, one, weights, work), args.rounds, warm_up=False)
+    full = interleaved(script_runs(names, photos, weights, work), args.rounds, warm_ups=1)  # each a new process
+    single = interleaved(script_runs(names, one, weights, work), args.rounds, warm_ups=0)
     count = args.photographs
     per_photo = {name: per_photograph(runs, None, count) for name, runs in full.items()}
     rows.append(row("run_prediction.py per photograph, start-up included (s)", per_photo))

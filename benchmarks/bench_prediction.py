@@ -52,6 +52,7 @@ FRAMES = {  # how an enlarged STARE photograph fills the frame (--frame)
     "camera's 3504x2336 photographs usually are (a smaller share of black: the network's input is smaller)",
 }
 JPEG_QUALITY = 95
+POLL = 0.01  # s between two looks at a running script's memory
 
 
 def default_stare() -> Path:
@@ -128,23 +129,39 @@ def end_to_end(photos: list[Path], weights: Path, options, out_dir: Path) -> Clo
     return clock
 
 
+def memory_high_water_mb(pid: int) -> float:
+    """A running process's peak resident memory so far (Linux's VmHWM), in MiB; 0 once it has ended."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")), 0.0)
+
+
 def script(photos_dir: Path, weights: Path, out_dir: Path, engine: str) -> tuple[Clock, int]:
-    """The time and peak memory of ``run_prediction.py`` into ``out_dir`` (the child's own, from ``os.wait4``), and
-    how many files in it the run wrote or replaced."""
+    """The time and peak memory of ``run_prediction.py`` into ``out_dir``, and how many files in it the run wrote or
+    replaced. The CPU seconds are the child's own (``os.wait4``); its peak memory is sampled every POLL seconds
+    while it runs, because the ru_maxrss that Linux reports for a child starts from its parent's (a benchmark holding
+    both engines would make every script look as large as itself)."""
     before = {path: path.stat().st_mtime_ns for path in out_dir.glob("*")} if out_dir.is_dir() else {}
     command = [sys.executable, str(REPO / "run_prediction.py"), str(photos_dir), "-o", str(out_dir), "--engine", engine]
     clock = Clock()
     with tempfile.TemporaryFile("w+") as errors:
         start = time.perf_counter()
         child = subprocess.Popen([*command, "--weights", str(weights)], stdout=subprocess.DEVNULL, stderr=errors)
-        _, status, usage = os.wait4(child.pid, 0)
+        while True:
+            clock.peak_mb = max(clock.peak_mb, memory_high_water_mb(child.pid))
+            ended, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if ended:
+                break
+            time.sleep(POLL)
         clock.wall = time.perf_counter() - start
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode:
             errors.seek(0)
             sys.stderr.write(errors.read()[-3000:])
             raise SystemExit(f"error: run_prediction.py failed (exit {child.returncode})")
-    clock.cpu, clock.peak_mb = usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    clock.cpu = usage.ru_utime + usage.ru_stime
     written = sum(before.get(path) != path.stat().st_mtime_ns for path in out_dir.glob("*"))
     return clock, written
 
