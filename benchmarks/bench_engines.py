@@ -62,10 +62,9 @@ def photograph_runs(engines: dict, photos: Path) -> dict:
 
     options = Options()
     photo = load_photograph(expand(str(photos))[0], None, None, options)
-    rows, columns = fov_window(photo.network_fov)
     _, height, width = photo.network_input.shape
-    print(f"photograph: network input {width}x{height} px, the FOV's box {len(range(width)[columns])}x"
-          f"{len(range(height)[rows])} px", flush=True)  # fmt: skip
+    _, box_height, box_width = photo.network_input[(slice(None), *fov_window(photo.network_fov))].shape
+    print(f"photograph: network input {width}x{height} px, the FOV's box {box_width}x{box_height} px", flush=True)
     return {
         name: lambda engine=engine: predict_image(engine, photo.network_input, options.inference, photo.network_fov)
         for name, engine in engines.items()

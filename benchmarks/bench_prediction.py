@@ -79,14 +79,14 @@ def write_large_photographs(stare: Path, count: int, folder: Path, frame: str = 
 
 
 class Clock:
-    """Wall-clock and CPU seconds (user + system, all threads of this process, or of its finished children), and
-    the peak memory of the child process it timed (``script``)."""
+    """Wall-clock and CPU seconds (user + system, all threads of this process), or those and the peak memory of
+    a child process (``script``)."""
 
-    def __init__(self, who=resource.RUSAGE_SELF):
-        self.who, self.wall, self.cpu, self.peak_mb = who, 0.0, 0.0, 0.0
+    def __init__(self):
+        self.wall, self.cpu, self.peak_mb = 0.0, 0.0, 0.0
 
     def _now(self) -> tuple[float, float]:
-        usage = resource.getrusage(self.who)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         return time.perf_counter(), usage.ru_utime + usage.ru_stime
 
     def __enter__(self):

@@ -91,9 +91,10 @@ def segment_all(folder: Path) -> tuple[Path, float]:
     from src.segment import segment
 
     out = folder / "out"
-    threshold = Experiment.in_folder(DRIVE_PHOTOGRAPH_MODEL).read_threshold()["threshold"]
+    model = Experiment.in_folder(DRIVE_PHOTOGRAPH_MODEL)
+    threshold = model.read_threshold()["threshold"]
     options = Options(threshold=threshold, outputs=("probability",))
-    weights = next(DRIVE_PHOTOGRAPH_MODEL.glob("*_best.weights.h5"))
+    weights = model.weights("best")
     segment([str(folder / "photos")], out, weights, options, str(folder / "masks"), str(folder / "labels"))
     return out, threshold
 
