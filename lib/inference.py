@@ -26,9 +26,10 @@ MAX_PASS_PIXELS = 1_048_576
 # ~0.7 GB of activations for a batch of 256: 15 000 patches (about 0.7 GB) per pass keep patch mode as bounded.
 # A DRIVE (584x565) or STARE (605x700) image at stride 5 needs fewer, so the published test runs in one pass.
 MAX_PASS_PATCHES = 15_000
-# Context around each tile of a whole-image pass, discarded after prediction: beyond the U-Net's receptive
-# radius (26 px) and a multiple of 4, so the pooling grid of every tile stays aligned with the whole image's.
-WHOLE_TILE_MARGIN = 48
+# Context around each tile of a whole-image pass, discarded after prediction: the U-Net's receptive radius
+# (23 px: an output pixel depends on the input pixels at most 23 px away, tests/test_prediction.py measures it)
+# rounded up to a multiple of 4, so the pooling grid of every tile stays aligned with the whole image's.
+WHOLE_TILE_MARGIN = 24
 
 
 def fov_window(fov: np.ndarray) -> tuple[slice, slice]:

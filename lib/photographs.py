@@ -145,9 +145,8 @@ def finish_photograph(photo: Photograph, probability: np.ndarray, options: Optio
     """The network's probabilities at the photograph's resolution → measurements, metrics and files; its row."""
     start = time.perf_counter()
     height, width = photo.rgb.shape[:2]
-    if probability.shape != (height, width):
-        probability = resize(probability, height, width)
-    probability = np.where(photo.fov, probability, np.float32(0))
+    probability = resize(probability, height, width) if probability.shape != (height, width) else probability.copy()
+    np.multiply(probability, photo.fov, out=probability)  # 0 outside the FOV, in place: no second 33 MB map
     vessels = photo.fov & (probability >= options.threshold)
     row = photo.row | as_text(measure_vessels(vessels, photo.fov)) | assess(probability, photo.fov, options.threshold)
     if photo.label is not None:

@@ -65,7 +65,7 @@ def test_whole_image_tiles_equal_one_pass(random_unet, monkeypatch, mode):
     assert inference.tiles(image.shape[1:]) is None
     whole = predict_image(random_unet, image, inference)
     monkeypatch.setattr(inference_module, "MAX_PASS_PIXELS", 160 * 160 * (4 if mode == "flips" else 1))
-    assert inference.tiles(image.shape[1:]) == (64, 48)  # 160 px passes: 64 px kept, 48 px of context each side
+    assert inference.tiles(image.shape[1:]) == (112, 24)  # 160 px passes: 112 px kept, 24 px of context each side
     tiled = predict_image(random_unet, image, inference)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
@@ -76,22 +76,42 @@ def test_a_fov_narrower_than_the_image_is_predicted_alone_and_exactly(random_une
     every FOV pixel gets what a pass over the whole frame gives it (its pooling grid and receptive field kept)."""
     image = np.random.default_rng(2).random((1, 124, 230), dtype=np.float32)
     fov = np.zeros((124, 230), dtype=bool)
-    fov[3:120, 70:171] = True  # 48 px of context reach neither side of the frame
+    fov[3:120, 70:171] = True  # 24 px of context reach neither side of the frame
     inference = Inference(mode=mode)
     whole = predict_image(random_unet, image, inference)
     recorded = Recorded(random_unet)
     cropped = predict_image(recorded, image, inference, fov)
     np.testing.assert_allclose(cropped[fov], whole[fov], atol=1e-6)
-    assert set(recorded.shapes) == {(124, 200)}  # rows 0..124 (padded), columns 20..219: 200 of 230
-    assert not cropped[:, :20].any() and not cropped[:, 219:].any()
+    assert set(recorded.shapes) == {(124, 152)}  # rows 0..124, columns 44..195 padded to 152: 152 of 230
+    assert not cropped[:, :44].any() and not cropped[:, 195:].any()
+
+
+def test_the_context_covers_the_unets_receptive_field():
+    """WHOLE_TILE_MARGIN is the U-Net's receptive radius rounded up to the pooling grid: with every weight positive
+    no ReLU is ever off, so the pixels an input pixel changes are all it can ever change, at each pooling phase."""
+    unet = build_unet()
+    for layer in unet.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel, bias = layer.get_weights()
+            layer.set_weights([np.full_like(kernel, 1 / kernel[..., 0].size), np.zeros_like(bias)])
+    scores = keras.Model(unet.input, unet.layers[-2].output)  # before the softmax, which would round them away
+    radius = 0
+    for centre in range(80, 80 + inference_module.DOWNSAMPLING):
+        impulse = np.zeros((1, 160, 160, 1), dtype=np.float32)
+        impulse[0, centre, centre] = 1
+        reached = np.argwhere(np.asarray(scores.predict_on_batch(impulse))[0, ..., 1] > 0)
+        radius = max(radius, int(np.abs(reached - centre).max()))
+    assert radius == 23
+    margin = inference_module.WHOLE_TILE_MARGIN
+    assert radius <= margin < radius + inference_module.DOWNSAMPLING and margin % inference_module.DOWNSAMPLING == 0
 
 
 def test_the_fov_window_keeps_the_context_and_the_pooling_grid():
     fov = np.zeros((300, 400), dtype=bool)
     fov[101:150, 203:260] = True
     rows, cols = inference_module.fov_window(fov)
-    assert (rows.start, cols.start) == (52, 152)  # 101 - 48 and 203 - 48, down to multiples of 4
-    assert (rows.stop, cols.stop) == (150 + 48, 260 + 48)
+    assert (rows.start, cols.start) == (76, 176)  # 101 - 24 and 203 - 24, down to multiples of 4
+    assert (rows.stop, cols.stop) == (150 + 24, 260 + 24)
     assert inference_module.fov_window(np.zeros((30, 40), dtype=bool)) == (slice(0, 30), slice(0, 40))
 
 
