@@ -113,16 +113,33 @@ def streaming_patches(
         for start in range(0, len(order), settings.batch_size):
             yield gather(source, order[start : start + settings.batch_size], epoch_rng, settings.augment)
 
-    spec = (tf.TensorSpec((None, *patch_hw, 1), tf.float32), tf.TensorSpec((None, *patch_hw), tf.uint8))
-    steps = math.ceil(n_train / settings.batch_size)
-    train = tf.data.Dataset.from_generator(epoch_batches, output_signature=spec)
     sample_x, sample_y = gather(clean, image_of[:40], rng)
     return PatchData(
-        train.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(4),
+        epoch_dataset(epoch_batches, math.ceil(n_train / settings.batch_size), patch_hw),
         None,
         gather(clean, image_of[n_train:], rng),
         (sample_x.transpose(0, 3, 1, 2), sample_y[:, None]),
     )
+
+
+def epoch_dataset(epoch_batches, steps: int, patch_hw: tuple[int, int]):
+    """A tf.data.Dataset of the ``steps`` (patches, labels) batches that ``epoch_batches()`` yields, called anew each
+    time Keras iterates the dataset (once per epoch, in order). The batches pass through a numpy function mapped on
+    the steps: through tf.data's from_generator the same batches trained at half the speed, most of the time spent
+    in the kernel (docs/benchmarks.md#training)."""
+    batches = None
+
+    def next_batch(step):
+        nonlocal batches
+        if step == 0:  # the epoch's first batch starts its batches
+            batches = epoch_batches()
+        return next(batches)
+
+    def batch_of_step(step):
+        x, y = tf.numpy_function(next_batch, [step], (tf.float32, tf.uint8), stateful=True)
+        return tf.ensure_shape(x, (None, *patch_hw, 1)), tf.ensure_shape(y, (None, *patch_hw))
+
+    return tf.data.Dataset.range(steps).map(batch_of_step).prefetch(4)
 
 
 def patch_data(
