@@ -16,6 +16,7 @@ examples:
   python run_finetune.py photos/ --labels labels/ --name mycamera
   python run_finetune.py "photos/*.jpg" --labels labels/ --masks masks/ --name mycamera
   python run_finetune.py photos/ --labels labels/ --name mycamera --resume    # after an interruption
+  python run_finetune.py "CHASEDB1/*.jpg" --labels "CHASEDB1/*_1stHO.png" --name chase   # one folder for both
   python run_prediction.py new_photos/ --model mycamera -o vessels/
   python run_finetune.py --config configurations/general.txt                  # several sources, from a file
 """

@@ -59,8 +59,8 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument(
         "--labels",
         help="manual vessel labels, a folder or quoted pattern, matched the same way (im0001.ah.ppm.gz labels "
-        "im0001.ppm.gz, 01_manual1.gif labels 01_test.tif): adds AUC ROC, F1, accuracy, sensitivity and "
-        "specificity inside the FOV",
+        "im0001.ppm.gz, 01_manual1.gif labels 01_test.tif, Image_01L_1stHO.png labels Image_01L.jpg): adds AUC "
+        "ROC, F1, accuracy, sensitivity and specificity inside the FOV",
     )
     scale = result.add_mutually_exclusive_group()
     scale.add_argument(

@@ -8,8 +8,9 @@ from pathlib import Path
 from lib.errors import UserError
 from lib.imageio import IMAGE_SUFFIXES
 
-# run_prediction.py writes <id>_vessels.png beside <id>_fov.png; masks are often named <id>_mask.
-ROLE_SUFFIX = re.compile(r"_(?:vessels|fov|mask)$")
+# run_prediction.py writes <id>_vessels.png beside <id>_fov.png; masks are often named <id>_mask; CHASE_DB1 names
+# the labels of its two human observers <id>_1stHO and <id>_2ndHO.
+ROLE_SUFFIX = re.compile(r"_(?:vessels|fov|mask|\d(?:st|nd|rd|th)HO)$")
 # DRIVE names its labels NN_manual1/NN_manual2 and its images and masks NN_test(_mask)/NN_training(_mask):
 # the same photograph has the same number NN in all of them.
 DRIVE_NAME = re.compile(r"(\d+)_(?:manual\d|test|training)")
@@ -22,8 +23,8 @@ def file_id(path: Path) -> str:
 
 def pairing_key(path: Path) -> str:
     """What a photograph or map and its mask or label are matched by: the id without a trailing _mask,
-    _vessels or _fov, and DRIVE's number for DRIVE's names (01_test.tif, 01_manual1.gif and
-    01_test_mask.gif are all 01)."""
+    _vessels, _fov or observer's _1stHO/_2ndHO, and DRIVE's number for DRIVE's names (01_test.tif,
+    01_manual1.gif and 01_test_mask.gif are all 01)."""
     name = ROLE_SUFFIX.sub("", file_id(path))
     match = DRIVE_NAME.fullmatch(name)
     return match.group(1) if match else name
@@ -87,4 +88,9 @@ def companion(index: dict[str, list[Path]] | None, image: Path, what: str, optio
     if len(found) != 1:
         problem = f"several {what}s: {', '.join(map(str, found))}" if found else f"no {what} named {key}.*"
         raise UserError(f"{image}: {problem} in {option}; give each image exactly one {what} with its name")
+    if unique_files([image, found[0]]) == [image]:
+        raise UserError(
+            f"{image}: this file is among the {what}s ({option}) as well as the images; name the images alone, "
+            'e.g. with a quoted pattern "FOLDER/*.jpg"'
+        )
     return found[0]

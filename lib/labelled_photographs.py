@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.errors import UserError
-from lib.files import companion, expand, file_id, index_files, unique_files
+from lib.files import companion, expand, index_files, pairing_key, unique_files
 from lib.photographs import Options, load_photograph
 from lib.progress import progress
 from lib.rescale import resize
@@ -35,9 +35,13 @@ def find_pairs(source: Source) -> list[tuple[Path, Path, Path | None]]:
     masks = None if source.masks is None else index_files(source.masks)
     seen = {}
     for image in images:
-        if file_id(image) in seen:
-            raise UserError(f"{image}: same name as {seen[file_id(image)]} in {source.images}; rename one")
-        seen[file_id(image)] = image
+        key = pairing_key(image)
+        if key in seen:
+            raise UserError(
+                f"{image}: pairs with the same label ({key}.*) as {seen[key]} in {source.images}; rename one, or name "
+                'the photographs alone, e.g. with a quoted pattern "FOLDER/*.jpg"'
+            )
+        seen[key] = image
     return [
         (image, companion(labels, image, "label", "the labels"), companion(masks, image, "mask", "the masks"))
         for image in images

@@ -13,7 +13,7 @@ from test_determinism import history, weights
 
 from lib.config import load_config
 from lib.errors import UserError
-from lib.labelled_photographs import balanced_slots, load_example, roles, training_set, validation_count
+from lib.labelled_photographs import balanced_slots, find_pairs, load_example, roles, training_set, validation_count
 from lib.photographs import Options, load_photograph
 from lib.sources import Source, parse_sources
 from lib.synthetic import synthetic_fundus
@@ -67,6 +67,35 @@ def test_two_sources_of_other_sizes_pad_to_one_size(tmp_path):
     table = {row["image"].split("/")[-2:][0] + row["image"][-6:]: row["role"] for row in roles(data)}
     assert list(table.values()).count("validate") == 2  # the last photograph of each source
     assert data.validation_split == pytest.approx(2 / len(data.slots))
+
+
+def test_a_public_dataset_pairs_in_its_own_layout(tmp_path):
+    """CHASE_DB1 keeps photographs and both observers' labels in one folder; HRF keeps them in three."""
+    chase, hrf = tmp_path / "CHASEDB1", tmp_path / "HRF"
+    for folder in (chase, hrf / "images", hrf / "manual1", hrf / "mask"):
+        folder.mkdir(parents=True)
+    for eye in ("Image_01L", "Image_01R"):
+        for suffix in (".jpg", "_1stHO.png", "_2ndHO.png"):
+            (chase / f"{eye}{suffix}").touch()
+    for eye in ("01_h", "02_g"):
+        (hrf / "images" / f"{eye}.jpg").touch(), (hrf / "manual1" / f"{eye}.tif").touch()
+        (hrf / "mask" / f"{eye}_mask.tif").touch()
+    pairs = find_pairs(Source(f"{chase}/*.jpg", f"{chase}/*_1stHO.png"))
+    assert [(image.name, label.name, mask) for image, label, mask in pairs] == [
+        ("Image_01L.jpg", "Image_01L_1stHO.png", None),
+        ("Image_01R.jpg", "Image_01R_1stHO.png", None),
+    ]
+    pairs = find_pairs(Source(str(hrf / "images"), str(hrf / "manual1"), str(hrf / "mask")))
+    assert [(image.name, label.name, mask.name) for image, label, mask in pairs] == [
+        ("01_h.jpg", "01_h.tif", "01_h_mask.tif"),
+        ("02_g.jpg", "02_g.tif", "02_g_mask.tif"),
+    ]
+    with pytest.raises(UserError, match="pairs with the same label .* as .*Image_01L.jpg.*FOLDER/\\*.jpg"):
+        find_pairs(Source(str(chase), f"{chase}/*_1stHO.png"))  # the labels named among the photographs
+    with pytest.raises(UserError, match="among the labels .* as well as the images"):
+        find_pairs(Source(f"{chase}/*_1stHO.png", f"{chase}/*_1stHO.png"))
+    with pytest.raises(UserError, match="several labels"):
+        find_pairs(Source(f"{chase}/*.jpg", str(chase)))
 
 
 def test_sources_in_a_configuration_one_per_line():

@@ -204,6 +204,9 @@ def test_programming_errors_raise(vessels, fov, error):
         ("photo.jpg", "photo"),
         ("01_manual1_extra.png", "01_manual1_extra"),
         ("im0001.ah.ppm.gz", "im0001"),
+        ("Image_01L_1stHO.png", "Image_01L"),  # CHASE_DB1's two observers' labels of Image_01L.jpg
+        ("Image_01L_2ndHO.png", "Image_01L"),
+        ("01_h_mask.tif", "01_h"),  # HRF's mask of 01_h.jpg
     ],
 )
 def test_maps_masks_and_labels_are_paired_by_their_key(name, key):
