@@ -14,6 +14,8 @@ ROLE_SUFFIX = re.compile(r"_(?:vessels|fov|mask|\d(?:st|nd|rd|th)HO)$")
 # DRIVE names its labels NN_manual1/NN_manual2 and its images and masks NN_test(_mask)/NN_training(_mask):
 # the same photograph has the same number NN in all of them.
 DRIVE_NAME = re.compile(r"(\d+)_(?:manual\d|test|training)")
+# The way out when one folder holds the images and their labels (CHASE_DB1) and the folder was named whole.
+NAME_IMAGES_ALONE = 'name the images alone, e.g. with a quoted pattern "FOLDER/*.jpg"'
 
 
 def file_id(path: Path) -> str:
@@ -88,9 +90,8 @@ def companion(index: dict[str, list[Path]] | None, image: Path, what: str, optio
     if len(found) != 1:
         problem = f"several {what}s: {', '.join(map(str, found))}" if found else f"no {what} named {key}.*"
         raise UserError(f"{image}: {problem} in {option}; give each image exactly one {what} with its name")
-    if unique_files([image, found[0]]) == [image]:
+    if len(unique_files([image, found[0]])) == 1:
         raise UserError(
-            f"{image}: this file is among the {what}s ({option}) as well as the images; name the images alone, "
-            'e.g. with a quoted pattern "FOLDER/*.jpg"'
+            f"{image}: this file is among the {what}s ({option}) as well as the images; {NAME_IMAGES_ALONE}"
         )
     return found[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.errors import UserError
-from lib.files import companion, expand, index_files, pairing_key, unique_files
+from lib.files import NAME_IMAGES_ALONE, companion, expand, index_files, pairing_key, unique_files
 from lib.photographs import Options, load_photograph
 from lib.progress import progress
 from lib.rescale import resize
@@ -38,8 +38,8 @@ def find_pairs(source: Source) -> list[tuple[Path, Path, Path | None]]:
         key = pairing_key(image)
         if key in seen:
             raise UserError(
-                f"{image}: pairs with the same label ({key}.*) as {seen[key]} in {source.images}; rename one, or name "
-                'the photographs alone, e.g. with a quoted pattern "FOLDER/*.jpg"'
+                f"{image}: pairs with the same label ({key}.*) as {seen[key]} in {source.images}; rename one, or "
+                f"{NAME_IMAGES_ALONE}"
             )
         seen[key] = image
     return [

@@ -78,8 +78,8 @@ def test_a_public_dataset_pairs_in_its_own_layout(tmp_path):
         for suffix in (".jpg", "_1stHO.png", "_2ndHO.png"):
             (chase / f"{eye}{suffix}").touch()
     for eye in ("01_h", "02_g"):
-        (hrf / "images" / f"{eye}.jpg").touch(), (hrf / "manual1" / f"{eye}.tif").touch()
-        (hrf / "mask" / f"{eye}_mask.tif").touch()
+        for file in (f"images/{eye}.jpg", f"manual1/{eye}.tif", f"mask/{eye}_mask.tif"):
+            (hrf / file).touch()
     pairs = find_pairs(Source(f"{chase}/*.jpg", f"{chase}/*_1stHO.png"))
     assert [(image.name, label.name, mask) for image, label, mask in pairs] == [
         ("Image_01L.jpg", "Image_01L_1stHO.png", None),
